@@ -1,0 +1,36 @@
+# The commands the README names. Each does its own set-up on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv/bin
+SRC := shared/src services/ingest-validator/src services/kpi-spark-runner/src services/dynamo-writer/src services/query-api/src cli/src
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint typecheck pytest bench bench-quick clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	$(VENV)/playcount up --demo
+
+test:
+	@scripts/setup.sh test
+	$(MAKE) lint typecheck pytest
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+typecheck:
+	$(VENV)/mypy $(SRC)
+
+pytest:
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/python -m bench.run
+
+bench-quick: setup
+	$(VENV)/python -m bench.run --quick
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,134 @@
+"""A realistic, seeded data set: songs (Spotify-like layout), users, and stream files.
+
+Track popularity is Zipf-like, tracks have one to three artists (`;`-separated), listens
+follow a daily rhythm over the hours and spread over several days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+GENRES = (
+    "pop", "rock", "hip-hop", "jazz", "classical", "electronic", "country", "r-n-b", "reggae", "blues",
+    "metal", "folk", "latin", "k-pop", "indie", "soul", "punk", "disco", "ambient", "techno",
+)  # fmt: skip
+COUNTRIES = ("US", "GB", "DE", "FR", "BR", "JP", "IN", "NG", "MX", "KR", "SE", "ZA")
+_SYLLABLES = ("la", "mo", "ri", "ka", "zen", "tor", "vi", "sol", "neo", "bel", "dra", "quin", "ul", "pha")
+_HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 2, 4, 6, 7, 6, 5, 5, 6, 6, 5, 5, 6, 8, 9, 10, 10, 9, 7, 4], dtype=float)
+_ALPHABET = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    track_ids: np.ndarray
+    user_ids: np.ndarray
+    popularity: np.ndarray  # probability of each track being played
+
+
+def _ids(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    chars = _ALPHABET[rng.integers(0, len(_ALPHABET), size=(n, length))]
+    ids = np.array(["".join(row) for row in chars])
+    return np.unique(ids)[:n] if len(np.unique(ids)) >= n else _ids(rng, n, length + 1)
+
+
+def _name(rng: np.random.Generator, words: int) -> str:
+    return " ".join("".join(rng.choice(_SYLLABLES, size=rng.integers(2, 4))).capitalize() for _ in range(words))
+
+
+def songs_table(rng: np.random.Generator, n_tracks: int, genres: tuple[str, ...] = GENRES) -> pa.Table:
+    """Songs in the public Spotify tracks layout: an unnamed index column, then 20 named columns."""
+    track_ids = _ids(rng, n_tracks, 22)
+    artists_pool = [_name(rng, 2) for _ in range(max(10, n_tracks // 3))]
+    artists = [";".join(rng.choice(artists_pool, size=rng.integers(1, 4), replace=False)) for _ in range(n_tracks)]
+    genre_weights = 1.0 / np.arange(1, len(genres) + 1) ** 0.6
+    genre_of = rng.choice(np.array(genres), size=n_tracks, p=genre_weights / genre_weights.sum())
+    floats = {
+        name: np.round(rng.random(n_tracks), 3)
+        for name in ("danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness",
+                     "valence")
+    }  # fmt: skip
+    return pa.table(
+        {
+            "": np.arange(n_tracks),
+            "track_id": track_ids,
+            "artists": artists,
+            "album_name": [_name(rng, 2) for _ in range(n_tracks)],
+            "track_name": [_name(rng, int(rng.integers(1, 4))) for _ in range(n_tracks)],
+            "popularity": rng.integers(0, 101, size=n_tracks),
+            "duration_ms": rng.integers(90_000, 420_000, size=n_tracks),
+            "explicit": rng.random(n_tracks) < 0.1,
+            "danceability": floats["danceability"],
+            "energy": floats["energy"],
+            "key": rng.integers(0, 12, size=n_tracks),
+            "loudness": np.round(rng.uniform(-30, 0, n_tracks), 3),
+            "mode": rng.integers(0, 2, size=n_tracks),
+            "speechiness": floats["speechiness"],
+            "acousticness": floats["acousticness"],
+            "instrumentalness": floats["instrumentalness"],
+            "liveness": floats["liveness"],
+            "valence": floats["valence"],
+            "tempo": np.round(rng.uniform(60, 200, n_tracks), 3),
+            "time_signature": rng.integers(3, 6, size=n_tracks),
+            "track_genre": genre_of,
+        }
+    )
+
+
+def users_table(rng: np.random.Generator, n_users: int) -> pa.Table:
+    start = dt.datetime(2018, 1, 1)
+    return pa.table(
+        {
+            "user_id": [str(100000 + i) for i in range(n_users)],
+            "user_name": [_name(rng, 1) for _ in range(n_users)],
+            "user_age": np.clip(np.round(rng.normal(31, 12, n_users)), 13, 90).astype(int),
+            "user_country": rng.choice(np.array(COUNTRIES), size=n_users),
+            "created_at": [
+                (start + dt.timedelta(seconds=int(s))).strftime("%Y-%m-%d %H:%M:%S")
+                for s in rng.integers(0, 6 * 365 * 86400, size=n_users)
+            ],
+        }
+    )
+
+
+def catalog(songs: pa.Table, users: pa.Table, zipf_s: float = 1.1) -> Catalog:
+    ranks = np.arange(1, songs.num_rows + 1, dtype=float)
+    weights = 1.0 / ranks**zipf_s
+    return Catalog(
+        track_ids=np.array(songs["track_id"].to_pylist()),
+        user_ids=np.array(users["user_id"].to_pylist()),
+        popularity=weights / weights.sum(),
+    )
+
+
+def streams_table(rng: np.random.Generator, cat: Catalog, rows: int, days: list[dt.date]) -> pa.Table:
+    """`rows` listens spread over `days`, with a daily rhythm; times at second precision."""
+    day_index = rng.integers(0, len(days), size=rows)
+    hours = rng.choice(24, size=rows, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
+    seconds = hours * 3600 + rng.integers(0, 3600, size=rows)
+    base = np.array([np.datetime64(d, "s") for d in days])
+    times = base[day_index] + seconds.astype("timedelta64[s]")
+    # users are active at different rates: a few heavy listeners, many light ones
+    user_weights = 1.0 / np.arange(1, len(cat.user_ids) + 1) ** 0.7
+    users = rng.choice(cat.user_ids, size=rows, p=user_weights / user_weights.sum())
+    tracks = rng.choice(cat.track_ids, size=rows, p=cat.popularity)
+    text = np.datetime_as_string(times, unit="s")
+    return pa.table({"user_id": users, "track_id": tracks, "listen_time": np.char.replace(text.astype(str), "T", " ")})
+
+
+def to_csv(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    return sink.getvalue()
+
+
+def dataset(seed: int, n_tracks: int, n_users: int) -> tuple[pa.Table, pa.Table, Catalog]:
+    rng = np.random.default_rng(seed)
+    songs = songs_table(rng, n_tracks)
+    users = users_table(rng, n_users)
+    return songs, users, catalog(songs, users)

@@ -1,0 +1,101 @@
+"""Fixtures shared by every test: each test session owns its emulator, each test its resources.
+
+- `emulator`: moto in server mode on a free loopback port, for the whole session;
+- `settings`: randomly named bucket, queues and table on it, bootstrapped, for one test;
+- `stack`: a factory that starts services as real child processes and stops them after;
+- `spark`: one warm local Spark session for the tests that need it.
+AWS_* variables from the developer's environment are stripped, so nothing leaks in.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from playcount.cli import emulator as emu
+from playcount.cli.stack import Stack
+from playcount.core.bootstrap import bootstrap
+from playcount.core.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_aws_env() -> Iterator[None]:
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    for k in saved:
+        del os.environ[k]
+    os.environ.update({**emu.EMBEDDED_CREDENTIALS, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"})
+    yield
+    for k in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[k]
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = emu.free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
+    proc = emu.start("127.0.0.1", port, log=log.fileno())
+    yield f"http://127.0.0.1:{port}"
+    emu.stop(proc)
+    log.close()
+
+
+def make_settings(endpoint: str, work_dir: Path, **overrides: Any) -> Settings:
+    tag = uuid.uuid4().hex[:10]
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "S3_BUCKET": f"pc-{tag}",
+        "DYNAMODB_TABLE_NAME": f"kpis-{tag}",
+        "SQS_QUEUE_PREFIX": f"pc{tag}-",
+        "SQS_WAIT_SECONDS": "1",
+        "WORK_DIR": str(work_dir),
+        "API_PORT": str(emu.free_port()),
+        "SPARK_MASTER": "local[2]",
+        "SPARK_SHUFFLE_PARTITIONS": "4",
+        "RUNNER_BATCH_WINDOW_SECONDS": "0.2",
+        "API_CACHE_SECONDS": "0.5",
+    }
+    return load_settings(env, **overrides)
+
+
+@pytest.fixture
+def settings(emulator: str, tmp_path: Path) -> Settings:
+    s = make_settings(emulator, tmp_path / "work")
+    bootstrap(s)
+    return s
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    started: list[Stack] = []
+
+    def start(settings: Settings, services: tuple[str, ...] | None = None, **env: str) -> Stack:
+        from playcount.cli.stack import SERVICES
+
+        s = Stack(
+            env={**settings.to_env(), **emu.EMBEDDED_CREDENTIALS, "LOG_FORMAT": "json", **env},
+            services=services or tuple(SERVICES),
+            log_dir=tmp_path / "logs",
+        )
+        s.start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    from playcount.runner.session import spark_session
+
+    session = spark_session(load_settings({"SPARK_MASTER": "local[2]", "SPARK_SHUFFLE_PARTITIONS": "4"}))
+    yield session
+    session.stop()

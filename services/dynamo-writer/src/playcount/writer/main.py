@@ -1,0 +1,37 @@
+"""Wiring: consume "KPIs ready" messages and apply each to DynamoDB."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from playcount.core import aws
+from playcount.core.config import Settings
+from playcount.core.consumer import BatchHandler, SqsMessage, per_message
+from playcount.core.messages import KpiResultReady, parse_model
+from playcount.core.resources import RESULTS
+from playcount.core.worker import run_worker
+from playcount.writer.handler import Writer
+
+SERVICE = "dynamo-writer"
+
+
+@asynccontextmanager
+async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+    writer = Writer(settings=settings, s3=aws.client(settings, "s3"), ddb=aws.client(settings, "dynamodb"))
+
+    async def handle(message: SqsMessage) -> None:
+        result = parse_model(KpiResultReady, message.body)
+        await asyncio.to_thread(writer.handle, result)
+
+    yield per_message(handle, concurrency=4)
+
+
+def run() -> None:
+    run_worker(SERVICE, RESULTS, handler_factory)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,49 @@
+"""Wiring: consume S3 event notifications and judge each object they name."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from playcount.core import aws, lake
+from playcount.core.config import Settings
+from playcount.core.consumer import BatchHandler, SqsMessage, per_message
+from playcount.core.messages import parse_s3_event
+from playcount.core.resources import S3_EVENTS, VALIDATED, resources
+from playcount.core.worker import run_worker
+from playcount.validator.handler import Validator
+
+SERVICE = "ingest-validator"
+
+
+def build_validator(settings: Settings) -> Validator:
+    sqs = aws.client(settings, "sqs")
+    return Validator(
+        settings=settings,
+        s3=aws.client(settings, "s3"),
+        ddb=aws.client(settings, "dynamodb"),
+        sqs=sqs,
+        fs=lake.filesystem(settings),
+        validated_queue_url=aws.queue_url(sqs, resources(settings).queue(VALIDATED).name),
+    )
+
+
+@asynccontextmanager
+async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+    validator = await asyncio.to_thread(build_validator, settings)
+
+    async def handle(message: SqsMessage) -> None:
+        for ref in parse_s3_event(message.body):
+            await asyncio.to_thread(validator.handle, ref)
+
+    yield per_message(handle, concurrency=2)
+
+
+def run() -> None:
+    run_worker(SERVICE, S3_EVENTS, handler_factory)
+
+
+if __name__ == "__main__":
+    run()

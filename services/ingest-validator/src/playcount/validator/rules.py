@@ -1,0 +1,108 @@
+"""The row rules, vectorised with pyarrow: each row is accepted or gets exactly one reason.
+
+Reasons, first match wins: missing_user_id, missing_track_id, missing_listen_time,
+bad_user_id, bad_track_id, bad_listen_time, listen_time_out_of_range, unknown_track_id,
+unknown_user_id. (Duplicates are judged later, per date: `duplicate_event`.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MAX_ID_LENGTH = 128
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+FUTURE_SLACK = dt.timedelta(days=1)
+
+_TS = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{1,6})?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)?$"
+)
+_HAS_OFFSET = r"([Zz]|[+-]\d\d:?\d\d)$"
+UTC_US = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One batch, judged: the clean events and the rejected rows with their reasons."""
+
+    accepted: pa.Table  # user_id, track_id, listen_time (timestamp[us, UTC]), line
+    rejected: pa.Table  # line, user_id, track_id, listen_time (original text), reason
+
+
+def parse_timestamps(values: pa.Array) -> pa.Array:
+    """ISO-ish timestamps to UTC microseconds; null where the text is not a valid timestamp."""
+    shaped = pc.match_substring_regex(values, _TS)
+    candidates = pc.if_else(shaped, values, pa.scalar(None, pa.string()))
+    with_offset = pc.if_else(
+        pc.match_substring_regex(candidates, _HAS_OFFSET),
+        candidates,
+        pc.binary_join_element_wise(candidates, pa.scalar("Z"), ""),
+    )
+    try:
+        return pc.cast(with_offset, UTC_US)
+    except pa.ArrowInvalid:
+        # a well-shaped but impossible date (Feb 30) in the batch: parse row by row
+        out = []
+        for v in with_offset.to_pylist():
+            try:
+                out.append(pc.cast(pa.array([v], pa.string()), UTC_US)[0].as_py() if v is not None else None)
+            except pa.ArrowInvalid:
+                out.append(None)
+        return pa.array(out, UTC_US)
+
+
+def _missing(values: pa.Array) -> pa.Array:
+    return pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(values), 0))
+
+
+def judge_streams(
+    batch: pa.RecordBatch,
+    first_line: int,
+    known_tracks: pa.Array | None,
+    known_users: pa.Array | None,
+    now: dt.datetime,
+) -> Judged:
+    """Judge a batch of stream rows; `first_line` is the 1-based data line of its first row."""
+    n = batch.num_rows
+    raw_user = batch.column("user_id")
+    raw_track = batch.column("track_id")
+    raw_time = batch.column("listen_time")
+    user = pc.utf8_trim_whitespace(raw_user)
+    track = pc.utf8_trim_whitespace(raw_track)
+    when_text = pc.utf8_trim_whitespace(raw_time)
+    when = parse_timestamps(when_text)
+    lines = pa.array(range(first_line, first_line + n), pa.int64())
+
+    earliest = pa.scalar(EARLIEST, UTC_US)
+    latest = pa.scalar(now + FUTURE_SLACK, UTC_US)
+    rules: list[tuple[str, pa.Array]] = [
+        ("missing_user_id", _missing(user)),
+        ("missing_track_id", _missing(track)),
+        ("missing_listen_time", _missing(when_text)),
+        ("bad_user_id", pc.greater(pc.utf8_length(user), MAX_ID_LENGTH)),
+        ("bad_track_id", pc.greater(pc.utf8_length(track), MAX_ID_LENGTH)),
+        ("bad_listen_time", pc.is_null(when)),
+        ("listen_time_out_of_range", pc.or_(pc.less(when, earliest), pc.greater(when, latest))),
+    ]
+    if known_tracks is not None:
+        rules.append(("unknown_track_id", pc.invert(pc.is_in(track, value_set=known_tracks))))
+    else:
+        rules.append(("unknown_track_id", pa.array([True] * n)))
+    if known_users is not None:
+        rules.append(("unknown_user_id", pc.invert(pc.is_in(user, value_set=known_users))))
+    else:
+        rules.append(("unknown_user_id", pa.array([True] * n)))
+
+    reason = pa.nulls(n, pa.string())
+    for code, hit in reversed(rules):  # earlier rules win
+        reason = pc.if_else(pc.fill_null(hit, False), pa.scalar(code), reason)
+    ok = pc.is_null(reason)
+    accepted = pa.table({"user_id": user, "track_id": track, "listen_time": when, "line": lines}).filter(ok)
+    rejected = pa.table(
+        {"line": lines, "user_id": raw_user, "track_id": raw_track, "listen_time": raw_time, "reason": reason}
+    ).filter(pc.invert(ok))
+    return Judged(accepted=accepted, rejected=rejected)

@@ -1,0 +1,64 @@
+"""Wiring: a warm Spark session, then micro-batches of "file validated" messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from playcount.core import aws, lake
+from playcount.core.config import Settings
+from playcount.core.consumer import BatchHandler, Outcome, SqsMessage
+from playcount.core.resources import RESULTS, VALIDATED, resources
+from playcount.core.worker import run_worker
+from playcount.runner.handler import Runner
+from playcount.runner.session import spark_session
+
+SERVICE = "kpi-spark-runner"
+
+
+def build_runner(settings: Settings) -> Runner:
+    sqs = aws.client(settings, "sqs")
+    spark = spark_session(settings)
+    spark.range(1).count()  # warm the JVM and planner before the first real batch
+    return Runner(
+        settings=settings,
+        spark=spark,
+        s3=aws.client(settings, "s3"),
+        sqs=sqs,
+        ddb=aws.client(settings, "dynamodb"),
+        fs=lake.filesystem(settings),
+        results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
+    )
+
+
+@asynccontextmanager
+async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+    runner = await asyncio.to_thread(build_runner, settings)
+
+    async def handle(messages: list[SqsMessage]) -> dict[str, Outcome]:
+        return await asyncio.to_thread(runner.handle_batch, messages)
+
+    try:
+        yield handle
+    finally:
+        await asyncio.to_thread(runner.spark.stop)
+
+
+def run() -> None:
+    from playcount.core.config import load_settings
+
+    settings = load_settings()
+    run_worker(
+        SERVICE,
+        VALIDATED,
+        handler_factory,
+        batch_window=settings.runner_batch_window_seconds,
+        max_batch=settings.runner_max_batch,
+        shutdown_timeout=120.0,
+    )
+
+
+if __name__ == "__main__":
+    run()

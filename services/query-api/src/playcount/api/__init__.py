@@ -1,0 +1,1 @@
+"""query-api: KPI lookups, pipeline status, metrics and the ops dashboard."""

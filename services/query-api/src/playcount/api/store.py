@@ -1,0 +1,65 @@
+"""Async reads of the KPI table through the shared key schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from playcount.core import keys
+from playcount.core.kpi_items import parse_genre_day, parse_hours, parse_top_genres
+from playcount.core.kpis import GenreDay, GenreRank, HourStats
+
+_de = TypeDeserializer()
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+class KpiStore:
+    def __init__(self, ddb: Any, table: str) -> None:
+        self.ddb = ddb
+        self.table = table
+
+    async def _query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+        expression = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if sk_prefix:
+            expression += " AND begins_with(sk, :sk)"
+            values[":sk"] = {"S": sk_prefix}
+        items: list[dict[str, Any]] = []
+        start = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": expression,
+                "ExpressionAttributeValues": values,
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = await self.ddb.query(**kwargs)
+            items += [_plain(i) for i in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    async def genre_day(self, genre: str, day: dt.date) -> tuple[GenreDay, int, str] | None:
+        return parse_genre_day(genre, await self._query(keys.genre_day_pk(genre, day)))
+
+    async def top_genres(self, day: dt.date) -> list[GenreRank]:
+        return parse_top_genres(await self._query(keys.day_pk(day), keys.GENRE_RANK_PREFIX))
+
+    async def hours(self, day: dt.date) -> list[HourStats]:
+        return parse_hours(await self._query(keys.day_pk(day), keys.HOUR_PREFIX))
+
+    async def days(self) -> list[dict[str, Any]]:
+        return await self._query(keys.CATALOG_DAYS_PK)
+
+    async def ping(self) -> None:
+        await self.ddb.describe_table(TableName=self.table)
+
+    async def counters_and_freshness(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        items = {i["sk"]: i for i in await self._query(keys.COUNTERS_PK)}
+        return items.get("ALL"), items.get(keys.FRESHNESS_SK)

@@ -1,0 +1,78 @@
+"""The KPI result of one day: produced by the runner, stored by the writer, served by the API.
+
+Definitions (exact): an event counts once per (user_id, track_id, listen_time); its date and
+hour are those of listen_time in UTC. Ratios are rounded to `RATIO_DIGITS` decimal places.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RATIO_DIGITS = 6
+TOP_SONGS = 3
+TOP_GENRES = 5
+AGE_GROUPS = ("<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+
+
+def age_group(age: int) -> str:
+    """The engagement bin of an age: `<18`, `18-24`, ..., `65+`."""
+    if age < 18:
+        return "<18"
+    if age >= 65:
+        return "65+"
+    for label in AGE_GROUPS[1:-1]:
+        low, high = (int(x) for x in label.split("-"))
+        if low <= age <= high:
+            return label
+    raise AssertionError(age)  # pragma: no cover - the bins cover every integer
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SongRank(_Frozen):
+    rank: int = Field(ge=1)
+    track_id: str
+    track_name: str
+    artists: str
+    listen_count: int = Field(ge=0)
+
+
+class GenreDay(_Frozen):
+    genre: str
+    listen_count: int = Field(ge=0)
+    unique_listeners: int = Field(ge=0)
+    total_listening_time_ms: int = Field(ge=0)
+    avg_listening_time_per_user_ms: float = Field(ge=0)
+    top_songs: list[SongRank]
+
+
+class GenreRank(_Frozen):
+    rank: int = Field(ge=1)
+    genre: str
+    listen_count: int = Field(ge=0)
+
+
+class HourStats(_Frozen):
+    hour: int = Field(ge=0, le=23)
+    listen_count: int = Field(ge=0)
+    unique_listeners: int = Field(ge=0)
+    avg_listens_per_user: float = Field(ge=0)
+    track_diversity_index: float = Field(ge=0, le=1)
+    top_artist: str | None
+    most_engaged_age_group: str | None
+
+
+class DayKpis(_Frozen):
+    """Every KPI of one UTC date, computed from all of that date's validated events."""
+
+    date: dt.date
+    version: int = Field(ge=1)
+    computed_at: dt.datetime
+    events: int = Field(ge=0, description="distinct events of the date")
+    genres: list[GenreDay]
+    top_genres: list[GenreRank]
+    hours: list[HourStats]

@@ -1,0 +1,76 @@
+"""Where things live in the bucket: one function per kind of object, and the pyarrow S3 filesystem.
+
+{validated}streams/listen_date=YYYY-MM-DD/{file_id}.parquet   clean events, per file and date
+{validated}metadata/songs.parquet | users.parquet             current metadata snapshots
+{transformed}date=YYYY-MM-DD/v{version}.json                  one day's KPIs at a version
+{rejected}{file_id}/report.json | rows.csv | original/...     what was refused, and why
+{processing_metadata}files/{file_id}.json                     the validation report of a file
+{archive}{original key}                                       processed originals
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from urllib.parse import urlparse
+
+from pyarrow import fs
+
+from playcount.core.config import Settings
+
+
+def file_id(key: str, etag: str | None) -> str:
+    """A deterministic id for one version of one object: redelivery maps to the same id."""
+    return hashlib.sha256(f"{key}\0{etag or ''}".encode()).hexdigest()[:24]
+
+
+def streams_root(s: Settings) -> str:
+    return f"{s.s3_validated_prefix}streams/"
+
+
+def date_partition(s: Settings, day: dt.date) -> str:
+    return f"{streams_root(s)}listen_date={day.isoformat()}/"
+
+
+def events_key(s: Settings, day: dt.date, fid: str) -> str:
+    return f"{date_partition(s, day)}{fid}.parquet"
+
+
+def songs_key(s: Settings) -> str:
+    return f"{s.s3_validated_prefix}metadata/songs.parquet"
+
+
+def users_key(s: Settings) -> str:
+    return f"{s.s3_validated_prefix}metadata/users.parquet"
+
+
+def result_key(s: Settings, day: dt.date, version: int) -> str:
+    return f"{s.s3_transformed_prefix}date={day.isoformat()}/v{version}.json"
+
+
+def report_key(s: Settings, fid: str) -> str:
+    return f"{s.s3_processing_metadata_prefix}files/{fid}.json"
+
+
+def rejected_prefix(s: Settings, fid: str) -> str:
+    return f"{s.s3_rejected_prefix}{fid}/"
+
+
+def archive_key(s: Settings, key: str) -> str:
+    return f"{s.s3_archive_prefix}{key}"
+
+
+def filesystem(s: Settings) -> fs.S3FileSystem:
+    """pyarrow's S3 filesystem on the configured endpoint (credentials from the environment)."""
+    kwargs: dict[str, object] = {"region": s.aws_region}
+    if s.aws_endpoint_url:
+        url = urlparse(s.aws_endpoint_url)
+        kwargs["endpoint_override"] = url.netloc
+        kwargs["scheme"] = url.scheme or "http"
+        kwargs["allow_bucket_creation"] = False
+    return fs.S3FileSystem(**kwargs)
+
+
+def path(s: Settings, key: str) -> str:
+    """A key as a pyarrow filesystem path."""
+    return f"{s.s3_bucket}/{key}"
