@@ -10,7 +10,6 @@ AWS_* variables from the developer's environment are stripped, so nothing leaks 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from playcount.cli import emulator as emu
+from playcount.cli.sandbox import sandbox_settings
 from playcount.cli.stack import Stack
 from playcount.core.bootstrap import bootstrap
 from playcount.core.config import Settings, load_settings
@@ -45,28 +45,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log.close()
 
 
-def make_settings(endpoint: str, work_dir: Path, **overrides: Any) -> Settings:
-    tag = uuid.uuid4().hex[:10]
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "S3_BUCKET": f"pc-{tag}",
-        "DYNAMODB_TABLE_NAME": f"kpis-{tag}",
-        "SQS_QUEUE_PREFIX": f"pc{tag}-",
-        "SQS_WAIT_SECONDS": "1",
-        "WORK_DIR": str(work_dir),
-        "API_PORT": str(emu.free_port()),
-        "SPARK_MASTER": "local[2]",
-        "SPARK_SHUFFLE_PARTITIONS": "4",
-        "RUNNER_BATCH_WINDOW_SECONDS": "0.2",
-        "API_CACHE_SECONDS": "0.5",
-    }
-    return load_settings(env, **overrides)
-
-
 @pytest.fixture
 def settings(emulator: str, tmp_path: Path) -> Settings:
-    s = make_settings(emulator, tmp_path / "work")
+    s = sandbox_settings(emulator, tmp_path / "work")
     bootstrap(s)
     return s
 

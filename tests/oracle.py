@@ -45,7 +45,9 @@ def kpis(
     return {day.isoformat(): _day(rows, songs, users) for day, rows in by_day.items()}
 
 
-def _day(rows: list[tuple[str, str, dt.datetime]], songs: Mapping[str, Any], users: Mapping[str, Any]) -> dict[str, Any]:
+def _day(
+    rows: list[tuple[str, str, dt.datetime]], songs: Mapping[str, Any], users: Mapping[str, Any]
+) -> dict[str, Any]:
     genres: dict[str, dict[str, Any]] = {}
     per_genre: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for u, t, _ in rows:
@@ -61,8 +63,13 @@ def _day(rows: list[tuple[str, str, dt.datetime]], songs: Mapping[str, Any], use
             "total_listening_time_ms": total,
             "avg_listening_time_per_user_ms": round(total / listeners, 6),
             "top_songs": [
-                {"rank": i + 1, "track_id": t, "track_name": songs[t]["track_name"], "artists": songs[t]["artists"],
-                 "listen_count": n}
+                {
+                    "rank": i + 1,
+                    "track_id": t,
+                    "track_name": songs[t]["track_name"],
+                    "artists": songs[t]["artists"],
+                    "listen_count": n,
+                }
                 for i, (t, n) in enumerate(top)
             ],
         }
