@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psutil
@@ -47,10 +47,8 @@ class PeakRss:
         total = self.process.memory_info().rss
         if self.children:
             for child in self.process.children(recursive=True):
-                try:
+                with suppress(psutil.Error):
                     total += child.memory_info().rss
-                except psutil.Error:
-                    pass
         return int(total)
 
     def _sample(self) -> None:
