@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from playcount.cli import generate
+from playcount.cli import dlq, generate
 from playcount.core import logs
 
 
@@ -71,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=3)
     gen.add_argument("--start", default="2025-06-24")
     gen.set_defaults(func=_generate)
+
+    dlq.add_parser(sub)
     return p
 
 
