@@ -1,4 +1,9 @@
-"""AWS clients pointed at the configured endpoint (moto, LocalStack or real AWS)."""
+"""AWS clients pointed at the configured endpoint (moto, LocalStack or real AWS).
+
+Clients retry with botocore's capped exponential backoff (8 attempts); every attempt that
+got no answer at all (endpoint unreachable, connection reset, timeout) is logged as
+`aws.unreachable`, so an outage is visible in the logs while the retries absorb it.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +11,57 @@ from typing import Any
 
 import aioboto3
 import boto3
+import structlog
 from botocore.config import Config
 
 from playcount.core.config import Settings
 
+log = structlog.get_logger(__name__)
+
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=64)
+
+
+def _log_unreachable(attempts: int, caught_exception: Exception | None = None, **kwargs: Any) -> None:
+    """botocore `needs-retry` hook: log attempts that failed without any response."""
+    if caught_exception is not None:
+        operation = kwargs.get("operation")
+        log.warning(
+            "aws.unreachable",
+            operation=getattr(operation, "name", None),
+            attempt=attempts,
+            error=repr(caught_exception),
+        )
 
 
 def client(settings: Settings, service: str) -> Any:
     """A synchronous boto3 client (thread-safe) for `service`."""
-    return boto3.client(
+    c = boto3.client(
         service,
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         config=_RETRIES,
     )
+    c.meta.events.register("needs-retry", _log_unreachable)
+    return c
 
 
 def async_session() -> aioboto3.Session:
-    return aioboto3.Session()
+    """An aioboto3 session whose clients log unreachable attempts like the sync ones."""
+    session = aioboto3.Session()
+    session.events.register("needs-retry", _log_unreachable)
+    return session
 
 
-def async_client(session: aioboto3.Session, settings: Settings, service: str) -> Any:
-    """An aioboto3 client context manager for `service`."""
+def async_client(session: aioboto3.Session, settings: Settings, service: str, *, attempts: int | None = None) -> Any:
+    """An aioboto3 client context manager for `service` (`attempts` overrides the retry budget)."""
+    config = (
+        _RETRIES if attempts is None else _RETRIES.merge(Config(retries={"max_attempts": attempts, "mode": "adaptive"}))
+    )
     return session.client(
         service,
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
-        config=_RETRIES,
+        config=config,
     )
 
 

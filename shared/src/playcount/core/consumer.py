@@ -7,12 +7,18 @@
 - deletes a message only after its handler returned DONE, i.e. after the work is durable;
 - poison messages become visible again at once, so they reach the DLQ after the redrive
   count; transient failures back off exponentially with jitter;
-- `stop` ends the loop after the batch in hand; `burst=True` drains the queue and returns.
+- an unreachable queue (the emulator or SQS down) is logged and retried with capped
+  exponential backoff; the loop never dies of it, and `reachable` says whether the last
+  call got through; failing to delete or release a message is logged, not fatal (it is
+  redelivered, and every handler is idempotent);
+- `stop` ends the loop after the batch in hand; `burst=True` drains the queue and returns;
+  a batch cancelled mid-way (shutdown timeout) is released: visible again at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import random
 import time
@@ -28,6 +34,7 @@ from playcount.core.errors import PoisonMessage, StaleResult
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300
+MAX_RECONNECT_SECONDS = 10.0
 
 
 class Outcome(enum.Enum):
@@ -101,6 +108,12 @@ def backoff_seconds(receive_count: int) -> int:
     return int(random.uniform(ceiling / 2, ceiling))
 
 
+def reconnect_seconds(failures: int) -> float:
+    """Wait before polling an unreachable queue again: 0.5 s doubling to 10 s, with jitter."""
+    ceiling = min(MAX_RECONNECT_SECONDS, 0.5 * 2 ** min(failures - 1, 10))
+    return random.uniform(ceiling / 2, ceiling)
+
+
 @dataclass
 class Consumer:
     sqs: Any
@@ -114,12 +127,25 @@ class Consumer:
     on_poll: Callable[[], None] | None = None
     busy: bool = field(default=False, init=False)
     handled: int = field(default=0, init=False)
+    reachable: bool = field(default=True, init=False)
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
         """Consume until `stop` is set (or, with `burst`, until the queue is empty)."""
         log.info("consumer.start", queue=self.queue_url, burst=burst)
+        failures = 0
         while not stop.is_set():
-            messages = await self._receive(stop)
+            try:
+                messages = await self._receive(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                await self._unreachable(exc, failures, stop)
+                continue
+            if failures:
+                log.info("consumer.reconnected", queue=self.queue_url, after_failures=failures)
+                failures = 0
+            self._set_reachable(True)
             if self.on_poll:
                 self.on_poll()
             if not messages:
@@ -139,13 +165,37 @@ class Consumer:
         )
         return [SqsMessage.from_sqs(m) for m in response.get("Messages", [])]
 
+    def _set_reachable(self, up: bool) -> None:
+        self.reachable = up
+        metrics.QUEUE_UP.labels(self.service).set(1 if up else 0)
+
+    async def _unreachable(self, exc: Exception, failures: int, stop: asyncio.Event) -> None:
+        """Log, mark not-ready, and wait (interruptibly) before polling again."""
+        self._set_reachable(False)
+        delay = reconnect_seconds(failures)
+        log.warning(
+            "consumer.queue_unreachable",
+            queue=self.queue_url,
+            error=repr(exc),
+            failures=failures,
+            retry_in_s=round(delay, 2),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
     async def _receive(self, stop: asyncio.Event) -> list[SqsMessage]:
         messages = await self._receive_once(self.max_batch, self.wait_seconds)
         if not messages or self.batch_window <= 0:
             return messages
         deadline = time.monotonic() + self.batch_window
         while len(messages) < self.max_batch and time.monotonic() < deadline and not stop.is_set():
-            more = await self._receive_once(self.max_batch - len(messages), 0)
+            try:
+                more = await self._receive_once(self.max_batch - len(messages), 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep what we hold; the next poll reports the outage
+                log.warning("consumer.batch_window_cut", error=repr(exc), holding=len(messages))
+                break
             if not more:
                 await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
                 continue
@@ -161,6 +211,8 @@ class Consumer:
         try:
             outcomes = await self.handler(messages)
         except asyncio.CancelledError:
+            keepalive.cancel()
+            await self._release(messages)
             raise
         except Exception as exc:  # a handler bug must not kill the loop; the batch is retried
             log.exception("batch.failed", error=repr(exc))
@@ -176,23 +228,50 @@ class Consumer:
         return outcomes
 
     async def _settle(self, messages: list[SqsMessage], outcomes: dict[str, Outcome]) -> None:
+        """Delete what is done, delay what must wait; a failed call only means a redelivery."""
         done = [m for m in messages if outcomes.get(m.message_id, Outcome.DONE) is Outcome.DONE]
         for i in range(0, len(done), 10):
             chunk = done[i : i + 10]
-            await self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(n), "ReceiptHandle": m.receipt_handle} for n, m in enumerate(chunk)],
-            )
+            try:
+                await self.sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m.receipt_handle} for n, m in enumerate(chunk)],
+                )
+            except Exception as exc:
+                log.warning("consumer.delete_failed", error=repr(exc), messages=len(chunk), effect="redelivered")
         for m in messages:
             outcome = outcomes.get(m.message_id, Outcome.DONE)
             metrics.MESSAGES.labels(self.service, outcome.value).inc()
             if outcome is Outcome.DONE:
                 continue
             delay = 0 if outcome is Outcome.RETRY_NOW else backoff_seconds(m.receive_count)
-            await self.sqs.change_message_visibility(
-                QueueUrl=self.queue_url, ReceiptHandle=m.receipt_handle, VisibilityTimeout=delay
-            )
+            try:
+                await self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=m.receipt_handle, VisibilityTimeout=delay
+                )
+            except Exception as exc:
+                log.warning("consumer.delay_failed", error=repr(exc), effect="visible after the visibility timeout")
         self.handled += len(done)
+
+    async def _release(self, messages: list[SqsMessage], timeout: float = 5.0) -> None:
+        """Make unfinished messages visible again at once (best effort: else they time out)."""
+
+        async def release_all() -> None:
+            for first in range(0, len(messages), 10):
+                chunk = messages[first : first + 10]
+                await self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                        for n, m in enumerate(chunk)
+                    ],
+                )
+
+        try:
+            await asyncio.wait_for(release_all(), timeout)
+            log.warning("consumer.released", messages=len(messages))
+        except Exception as exc:
+            log.warning("consumer.release_failed", error=repr(exc), messages=len(messages))
 
     async def _keep_invisible(self, messages: list[SqsMessage]) -> None:
         """Extend visibility while slow work runs, so healthy work is never redelivered mid-way."""

@@ -1,30 +1,43 @@
 """Wiring shared by the three queue workers: logging, signals, metrics, heartbeat, the loop.
 
 SIGTERM/SIGINT stop picking new messages; the batch in hand gets `shutdown_timeout` seconds
-to finish, then is cancelled (its messages are not deleted, so SQS redelivers them).
+to finish, then is cancelled and its messages are released (visible again at once, not
+deleted, so SQS redelivers them). The process then exits 0 even if a handler thread is still
+running: its work is crash-safe by design, and a stuck thread must not hold the exit hostage.
+Start-up (finding the queue, building the handler) retries with backoff while AWS is
+unreachable, so a worker restarted during an outage waits instead of crash-looping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import start_http_server
 
 from playcount.core import aws, logs, metrics
 from playcount.core.config import Settings, load_settings
-from playcount.core.consumer import BatchHandler, Consumer
+from playcount.core.consumer import BatchHandler, Consumer, reconnect_seconds
 from playcount.core.resources import resources
 
 log = structlog.get_logger(__name__)
 
 HandlerFactory = Callable[[Settings, Any], AbstractAsyncContextManager[BatchHandler]]
+T = TypeVar("T")
+CONSUMER_SQS_ATTEMPTS = 2
+
+
+class Stopped(Exception):
+    """Stop was requested before start-up completed."""
 
 
 def record_health(path: str | None, service: str) -> None:
@@ -45,38 +58,74 @@ async def consume(
     batch_window: float = 0.0,
     max_batch: int = 10,
     shutdown_timeout: float = 30.0,
-) -> None:
-    """Run one worker's loop on the queue of `stage` until `stop` (or empty, with `burst`)."""
+) -> bool:
+    """Run one worker's loop on the queue of `stage` until `stop` (or empty, with `burst`).
+
+    Returns False when the batch in hand had to be abandoned (released) at shutdown.
+    """
     session = aws.async_session()
-    async with aws.async_client(session, settings, "sqs") as sqs:
-        url = (await sqs.get_queue_url(QueueName=resources(settings).queue(stage).name))["QueueUrl"]
-        async with handler_factory(settings, session) as handler:
-            consumer = Consumer(
-                sqs=sqs,
-                queue_url=url,
-                handler=handler,
-                service=service,
-                visibility_timeout=settings.sqs_visibility_timeout,
-                wait_seconds=0 if burst else settings.sqs_wait_seconds,
-                max_batch=max_batch,
-                batch_window=batch_window,
-                on_poll=lambda: record_health(settings.health_file, service),
+    # few retries on the loop's own client: an outage surfaces at the next poll, where the
+    # consumer logs it, reports not-ready and backs off (handlers keep the full retry budget)
+    sqs_client = aws.async_client(session, settings, "sqs", attempts=CONSUMER_SQS_ATTEMPTS)
+    async with sqs_client as sqs, AsyncExitStack() as resources_in_use:
+        name = resources(settings).queue(stage).name
+        try:
+            url = (await _starting(lambda: sqs.get_queue_url(QueueName=name), stop, "queue"))["QueueUrl"]
+            handler = await _starting(
+                lambda: resources_in_use.enter_async_context(handler_factory(settings, session)), stop, "handler"
             )
-            task = asyncio.create_task(consumer.run(stop, burst=burst))
-            await _wait_then_drain(task, stop, shutdown_timeout)
+        except Stopped:
+            log.info("worker.stopped_before_start", service=service)
+            return True
+        consumer = Consumer(
+            sqs=sqs,
+            queue_url=url,
+            handler=handler,
+            service=service,
+            visibility_timeout=settings.sqs_visibility_timeout,
+            wait_seconds=0 if burst else settings.sqs_wait_seconds,
+            max_batch=max_batch,
+            batch_window=batch_window,
+            on_poll=lambda: record_health(settings.health_file, service),
+        )
+        task = asyncio.create_task(consumer.run(stop, burst=burst))
+        return await _wait_then_drain(task, stop, shutdown_timeout)
 
 
-async def _wait_then_drain(task: asyncio.Task[None], stop: asyncio.Event, timeout: float) -> None:
+async def _starting(call: Callable[[], Awaitable[T]], stop: asyncio.Event, what: str) -> T:
+    """`call()`, retried with backoff while it fails (AWS unreachable), until `stop`."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            return await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = reconnect_seconds(failures)
+            log.warning(
+                "worker.start_failed", step=what, error=repr(exc), failures=failures, retry_in_s=round(delay, 2)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    raise Stopped
+
+
+async def _wait_then_drain(task: asyncio.Task[None], stop: asyncio.Event, timeout: float) -> bool:
+    """Wait for the loop; once `stop` is set give it `timeout` s. False if it had to be cancelled."""
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    drained = True
     if not task.done():
         try:
             await asyncio.wait_for(task, timeout)
         except TimeoutError:
-            log.warning("worker.shutdown_timeout", timeout=timeout)
+            log.warning("worker.shutdown_timeout", timeout=timeout, effect="batch in hand released to the queue")
+            drained = False
     stopper.cancel()
     if task.done() and not task.cancelled() and task.exception():
         raise task.exception()  # type: ignore[misc]
+    return drained
 
 
 def run_worker(service: str, stage: str, handler_factory: HandlerFactory, **options: Any) -> None:
@@ -91,7 +140,12 @@ def run_worker(service: str, stage: str, handler_factory: HandlerFactory, **opti
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await consume(settings, service, stage, handler_factory, stop=stop, **options)
+        if not await consume(settings, service, stage, handler_factory, stop=stop, **options):
+            # a handler thread is still running: asyncio.run would wait for it without bound
+            log.warning("worker.exit", service=service, abandoned=True)
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(0)
 
     asyncio.run(main())
     log.info("worker.exit", service=service)
