@@ -1,0 +1,33 @@
+"""`make bench-quick` as a smoke check: the harness runs every area and writes its JSON table.
+
+It asserts that figures were produced, never how fast they are (speed lives in the bench).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.bench, pytest.mark.e2e, pytest.mark.spark]
+ROOT = Path(__file__).parent.parent
+
+
+def test_quick_bench_produces_every_table(tmp_path):
+    out = tmp_path / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mode"] == "quick" and report["machine"]["cpus"]
+    for area, figures in report["areas"].items():
+        assert "status" not in figures, (area, figures)
+        numbers = [v for v in figures.values() if isinstance(v, int | float)]
+        assert numbers, f"{area} printed no figures"
+    e2e = report["areas"]["e2e"]
+    assert e2e["freshness_files"] >= 3 and e2e["throughput_dlq_messages"] == 0
