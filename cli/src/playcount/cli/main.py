@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from playcount.cli import dlq, generate
+from playcount.cli import dlq, generate, replay
 from playcount.core import logs
 
 
@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=4566, help="emulator port (LocalStack's default)")
     up.add_argument("--no-emulator", action="store_true", help="use AWS_ENDPOINT_URL / real AWS instead")
     up.add_argument("--exit-after-demo", action="store_true")
+    up.add_argument("--demo-days", type=int, default=3)
+    up.add_argument("--demo-files-per-day", type=int, default=3)
+    up.add_argument("--demo-rows", type=int, default=5000, help="rows per demo stream file")
     up.add_argument("--log-dir", default=None, help="write service logs here instead of the terminal")
     up.set_defaults(func=_up)
 
@@ -73,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_generate)
 
     dlq.add_parser(sub)
+    replay.add_parser(sub)
     return p
 
 

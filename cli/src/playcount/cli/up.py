@@ -63,7 +63,14 @@ def up(args: Any) -> int:
         _wait_http(f"{api}/health", 60, stack)
         print(f"[playcount] up: API on {api} (Ctrl-C stops everything)", file=sys.stderr, flush=True)
         if getattr(args, "demo", False):
-            demo.run(settings, api, seed=getattr(args, "seed", 7))
+            demo.run(
+                settings,
+                api,
+                seed=getattr(args, "seed", 7),
+                days=getattr(args, "demo_days", 3),
+                files_per_day=getattr(args, "demo_files_per_day", 3),
+                rows_per_file=getattr(args, "demo_rows", 5000),
+            )
             if getattr(args, "exit_after_demo", False):
                 stopping = True
         while not stopping:
