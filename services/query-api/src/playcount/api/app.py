@@ -1,41 +1,72 @@
-"""The FastAPI application: one lifespan owns the AWS clients; routers per resource."""
+"""The FastAPI application: one lifespan owns the AWS clients and the history sampler."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import boto3
+from botocore.config import Config
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+from playcount.api import errors
 from playcount.api.cache import TtlCache
-from playcount.api.routes import kpis, ops
+from playcount.api.history import History, sampling
+from playcount.api.routes import admin, dashboard, kpis, ops
+from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
-from playcount.api.telemetry import measure
+from playcount.api.telemetry import Telemetry
 from playcount.core import aws
 from playcount.core.config import Settings, load_settings
 
+# A request waits for AWS at most a few seconds, then gets a 503: the shared clients retry 8
+# times (right for workers, wrong for an HTTP client that is waiting on us).
+CLIENT_CONFIG = Config(
+    retries={"max_attempts": 2, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=5,
+    max_pool_connections=64,
+)
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, history: History | None = None) -> FastAPI:
+    """The API for `settings`; `history` sets how often the dashboard's history is sampled."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         session = aws.async_session()
+        where = {"region_name": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
         async with AsyncExitStack() as stack:
-            ddb = await stack.enter_async_context(aws.async_client(session, settings, "dynamodb"))
-            app.state.s3 = await stack.enter_async_context(aws.async_client(session, settings, "s3"))
+            ddb = await stack.enter_async_context(session.client("dynamodb", config=CLIENT_CONFIG, **where))
+            app.state.s3 = await stack.enter_async_context(session.client("s3", config=CLIENT_CONFIG, **where))
+            app.state.sqs = boto3.client("sqs", config=CLIENT_CONFIG, **where)  # for shared sync helpers
+            stack.callback(app.state.sqs.close)
             app.state.store = KpiStore(ddb, settings.dynamodb_table_name)
+            app.state.probe = StatusProbe(settings, app.state.store, app.state.sqs, app.state.cache)
+            await stack.enter_async_context(sampling(app.state.history, app.state.probe.read))
             yield
 
     app = FastAPI(
         title="Playcount query API",
-        version="0.1.0",
-        description="Daily music-streaming KPIs per genre, day and hour, plus pipeline status.",
+        version="0.2.0",
+        description=(
+            "Daily music-streaming KPIs per genre, day and hour, plus pipeline status, metrics and a "
+            "dashboard (`/dashboard`). Reads are open unless API_READ_KEY is set; operations that change "
+            "state need API_KEY in the `X-API-Key` header. KPI responses carry an ETag and "
+            "`Cache-Control: max-age=API_CACHE_SECONDS`: a new version of a date is served within that time."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.cache = TtlCache(settings.api_cache_seconds)
-    app.middleware("http")(measure)
+    app.state.history = history or History()
+    app.add_middleware(Telemetry)
+    errors.install(app)
     app.include_router(kpis.router)
     app.include_router(ops.router)
+    app.include_router(admin.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app

@@ -1,13 +1,21 @@
-"""Typed dependencies: settings, the KPI store, the S3 client, the cache, API keys."""
+"""Typed dependencies: settings, the KPI store, the S3 client, the cache, status, history, API keys.
+
+API keys travel in the `X-API-Key` header (declared as a security scheme, so /docs can send it):
+- reads are open unless API_READ_KEY is set; then they need that key (or API_KEY);
+- state-changing operations need API_KEY, and are disabled (403) when none is configured.
+"""
 
 from __future__ import annotations
 
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
 
 from playcount.api.cache import TtlCache
+from playcount.api.history import History
+from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
 from playcount.core.config import Settings
 
@@ -28,29 +36,48 @@ def get_s3(request: Request) -> Any:
     return request.app.state.s3
 
 
+def get_probe(request: Request) -> StatusProbe:
+    return request.app.state.probe
+
+
+def get_history(request: Request) -> History:
+    return request.app.state.history
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[KpiStore, Depends(get_store)]
 CacheDep = Annotated[TtlCache, Depends(get_cache)]
 S3Dep = Annotated[Any, Depends(get_s3)]
+ProbeDep = Annotated[StatusProbe, Depends(get_probe)]
+HistoryDep = Annotated[History, Depends(get_history)]
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="API_READ_KEY or API_KEY for reads (when reads are closed); API_KEY for operations",
+)
+ApiKey = Annotated[str | None, Security(api_key_header)]
 
 
-def _check(expected: str | None, given: str | None) -> None:
-    if expected is None:
+def _same(expected: str, given: str | None) -> bool:
+    return given is not None and secrets.compare_digest(expected.encode(), given.encode())
+
+
+def require_read_key(settings: SettingsDep, api_key: ApiKey) -> None:
+    """Reads are open unless API_READ_KEY is set; the admin key opens them too."""
+    if settings.api_read_key is None:
         return
-    if given is None or not secrets.compare_digest(expected.encode(), given.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid X-API-Key header is required")
+    if _same(settings.api_read_key, api_key) or (settings.api_key is not None and _same(settings.api_key, api_key)):
+        return
+    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "reads are closed: send a valid X-API-Key header")
 
 
-def require_read_key(settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    """Reads are open unless API_READ_KEY is set."""
-    _check(settings.api_read_key, x_api_key) if settings.api_read_key else None
-
-
-def require_admin_key(settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+def require_admin_key(settings: SettingsDep, api_key: ApiKey) -> None:
     """State-changing operations need API_KEY; without one configured they are disabled."""
     if settings.api_key is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "operations are disabled: set API_KEY to enable them")
-    _check(settings.api_key, x_api_key)
+    if not _same(settings.api_key, api_key):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this operation needs a valid X-API-Key header")
 
 
 ReadAccess = Depends(require_read_key)

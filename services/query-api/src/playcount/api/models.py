@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -17,8 +18,8 @@ class GenreDayResponse(BaseModel):
     total_listening_time_ms: int
     avg_listening_time_per_user_ms: float
     top_songs: list[SongRank]
-    version: int
-    computed_at: str
+    version: int = Field(description="the version of the date these figures belong to")
+    computed_at: str = Field(description="when the runner computed this version (ISO 8601, UTC)")
 
 
 class TopGenresResponse(BaseModel):
@@ -28,7 +29,7 @@ class TopGenresResponse(BaseModel):
 
 class HoursResponse(BaseModel):
     date: dt.date
-    hours: list[HourStats]
+    hours: list[HourStats] = Field(description="only hours with listens, in order")
 
 
 class DayEntry(BaseModel):
@@ -43,7 +44,7 @@ class DaysResponse(BaseModel):
 
 
 class GenresResponse(BaseModel):
-    genres: list[str]
+    genres: list[str] = Field(description="every genre with data on at least one day, sorted")
 
 
 class QueueStatus(BaseModel):
@@ -65,10 +66,37 @@ class PipelineStatus(BaseModel):
     rows_quarantined: int
     dates_computed: int
     dates_written: int
-    queues: list[QueueStatus]
+    queues: list[QueueStatus] = Field(description="upstream first")
+    backlog: int = Field(description="messages in every queue: visible, in flight and delayed")
+    dlq_total: int
+    freshness_lag_seconds: float | None = Field(description="upload to queryable, for the last file written")
+    freshness_measured_at: str | None
+    checked_at: float = Field(description="when this was read (Unix seconds)")
+
+
+class Sample(BaseModel):
+    at: float = Field(description="Unix seconds")
+    files_received: int
+    files_validated: int
+    files_rejected: int
+    files_processed: int
+    rows_accepted: int
+    rows_quarantined: int
+    backlog: int
     dlq_total: int
     freshness_lag_seconds: float | None
     freshness_measured_at: str | None
+
+
+class HistoryResponse(BaseModel):
+    interval_seconds: float
+    capacity: int
+    samples: list[Sample] = Field(description="oldest first; kept in this process only")
+
+
+class RedriveResponse(BaseModel):
+    stage: str
+    moved: int = Field(description="messages moved from the DLQ back to its queue")
 
 
 class Health(BaseModel):
@@ -77,3 +105,8 @@ class Health(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: str = Field(description="a readable summary, e.g. `date: 2025-02-30 is not a real date`")
+    errors: list[dict[str, Any]] = Field(description="every problem: where (`loc`), what (`msg`), `type`")

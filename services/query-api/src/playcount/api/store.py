@@ -1,4 +1,8 @@
-"""Async reads of the KPI table through the shared key schema."""
+"""Async reads of the KPI table through the shared key schema (strongly consistent queries).
+
+Consistent reads make the cache the only source of staleness: a version written at T is what
+any query started after T returns, so it is served within API_CACHE_SECONDS of T.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from playcount.core import keys
+from playcount.core import keys, ledger
 from playcount.core.kpi_items import parse_genre_day, parse_hours, parse_top_genres
 from playcount.core.kpis import GenreDay, GenreRank, HourStats
 
@@ -36,6 +40,7 @@ class KpiStore:
                 "TableName": self.table,
                 "KeyConditionExpression": expression,
                 "ExpressionAttributeValues": values,
+                "ConsistentRead": True,
             }
             if start:
                 kwargs["ExclusiveStartKey"] = start
@@ -62,4 +67,4 @@ class KpiStore:
 
     async def counters_and_freshness(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         items = {i["sk"]: i for i in await self._query(keys.COUNTERS_PK)}
-        return items.get("ALL"), items.get(keys.FRESHNESS_SK)
+        return items.get(ledger.COUNTERS_SK), items.get(keys.FRESHNESS_SK)

@@ -1,4 +1,8 @@
-"""KPI lookups: a genre's day, a day's top genres and hours, and what exists."""
+"""KPI lookups: a genre's day, a day's top genres and hours, and what exists.
+
+Bodies are cached encoded (see `cache`): a hit costs a dictionary lookup and, when the client
+sends the ETag it holds, a 304 without a body.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from playcount.api.deps import CacheDep, ReadAccess, StoreDep
-from playcount.api.etag import cached_json
+from playcount.api.errors import COMMON_ERRORS
+from playcount.api.etag import Encoded, cached_json, encode
 from playcount.api.models import (
     DayEntry,
     DaysResponse,
@@ -20,75 +25,84 @@ from playcount.api.models import (
 )
 from playcount.api.params import DatePath, GenrePath
 
-router = APIRouter(tags=["kpis"], dependencies=[ReadAccess])
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
+router = APIRouter(tags=["kpis"], dependencies=[ReadAccess], responses=COMMON_ERRORS)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "no data for this"}}
 
 
 @router.get("/genres/{genre}/days/{date}", response_model=GenreDayResponse, responses=NOT_FOUND)
 async def genre_day(genre: GenrePath, date: DatePath, store: StoreDep, cache: CacheDep, request: Request) -> Response:
-    async def load() -> dict[str, Any] | None:
+    """A genre's KPIs on one UTC day, with its top songs."""
+
+    async def load() -> Encoded | None:
         found = await store.genre_day(genre, date)
         if found is None:
             return None
         day, version, computed_at = found
-        return GenreDayResponse(date=date, version=version, computed_at=computed_at, **day.model_dump()).model_dump(
-            mode="json"
-        )
+        body = GenreDayResponse(date=date, version=version, computed_at=computed_at, **day.model_dump())
+        return encode(body.model_dump(mode="json"))
 
-    body = await cache.get(f"genre-day:{genre}:{date}", load)
-    if body is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for genre {genre!r} on {date.isoformat()}")
-    return cached_json(request, body, cache.ttl)
+    encoded = await cache.get(f"genre-day:{genre}:{date}", load)
+    if encoded is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no KPIs for genre {genre!r} on {date.isoformat()} (GET /days lists the days and genres with data)",
+        )
+    return cached_json(request, encoded, cache.ttl)
 
 
 @router.get("/days/{date}/top-genres", response_model=TopGenresResponse, responses=NOT_FOUND)
 async def top_genres(date: DatePath, store: StoreDep, cache: CacheDep, request: Request) -> Response:
-    async def load() -> dict[str, Any]:
-        ranks = await store.top_genres(date)
-        return TopGenresResponse(date=date, genres=ranks).model_dump(mode="json")
+    """The day's top genres by listens (rank 1 first; ties broken by genre name)."""
 
-    body = await cache.get(f"top-genres:{date}", load)
-    if not body["genres"]:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for {date.isoformat()}")
-    return cached_json(request, body, cache.ttl)
+    async def load() -> Encoded | None:
+        ranks = await store.top_genres(date)
+        return encode(TopGenresResponse(date=date, genres=ranks).model_dump(mode="json")) if ranks else None
+
+    encoded = await cache.get(f"top-genres:{date}", load)
+    if encoded is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for {date.isoformat()} (GET /days lists the days)")
+    return cached_json(request, encoded, cache.ttl)
 
 
 @router.get("/days/{date}/hours", response_model=HoursResponse, responses=NOT_FOUND)
 async def hours(date: DatePath, store: StoreDep, cache: CacheDep, request: Request) -> Response:
-    async def load() -> dict[str, Any]:
-        return HoursResponse(date=date, hours=await store.hours(date)).model_dump(mode="json")
+    """The day's engagement per UTC hour (hours without listens are absent)."""
 
-    body = await cache.get(f"hours:{date}", load)
-    if not body["hours"]:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for {date.isoformat()}")
-    return cached_json(request, body, cache.ttl)
+    async def load() -> Encoded | None:
+        found = await store.hours(date)
+        return encode(HoursResponse(date=date, hours=found).model_dump(mode="json")) if found else None
+
+    encoded = await cache.get(f"hours:{date}", load)
+    if encoded is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for {date.isoformat()} (GET /days lists the days)")
+    return cached_json(request, encoded, cache.ttl)
 
 
 async def _days(store: StoreDep, cache: CacheDep) -> list[DayEntry]:
-    async def load() -> list[dict[str, Any]]:
-        items = await store.days()
-        return [
+    async def load() -> list[DayEntry]:
+        entries = [
             DayEntry(
                 date=dt.date.fromisoformat(str(i["date"])),
                 version=int(i["version"]),
                 events=int(i.get("events", 0)),
                 genres=sorted(i.get("genres", [])),
-            ).model_dump(mode="json")
-            for i in items
-            if int(i.get("events", 0)) > 0
+            )
+            for i in await store.days()
         ]
+        return [e for e in entries if e.events > 0]
 
-    return [DayEntry.model_validate(d) for d in await cache.get("days", load)]
+    return await cache.get("days", load)
 
 
 @router.get("/days", response_model=DaysResponse)
 async def days(store: StoreDep, cache: CacheDep, request: Request) -> Response:
+    """Every day with data, oldest first, with its version, event count and genres."""
     entries = await _days(store, cache)
-    return cached_json(request, DaysResponse(days=entries).model_dump(mode="json"), cache.ttl)
+    return cached_json(request, encode(DaysResponse(days=entries).model_dump(mode="json")), cache.ttl)
 
 
 @router.get("/genres", response_model=GenresResponse)
 async def genres(store: StoreDep, cache: CacheDep, request: Request) -> Response:
-    entries = await _days(store, cache)
-    names = sorted({g for d in entries for g in d.genres})
-    return cached_json(request, GenresResponse(genres=names).model_dump(mode="json"), cache.ttl)
+    """Every genre with data on at least one day."""
+    names = sorted({g for d in await _days(store, cache) for g in d.genres})
+    return cached_json(request, encode(GenresResponse(genres=names).model_dump(mode="json")), cache.ttl)

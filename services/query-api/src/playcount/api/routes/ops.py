@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, pipeline status, file reports, Prometheus metrics."""
+"""Operations: liveness, readiness, pipeline status and history, file reports, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -8,68 +8,83 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, HTTPException, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
-from playcount.api.deps import ReadAccess, S3Dep, SettingsDep, StoreDep
-from playcount.api.models import ErrorResponse, Health, PipelineStatus, QueueStatus
+from playcount.api import telemetry
+from playcount.api.deps import HistoryDep, ProbeDep, ReadAccess, S3Dep, SettingsDep, StoreDep
+from playcount.api.errors import COMMON_ERRORS
+from playcount.api.models import ErrorResponse, Health, HistoryResponse, PipelineStatus
 from playcount.api.params import FileIdPath
-from playcount.core import lake, pipeline
-from playcount.core.ledger import parse_counters
+from playcount.core import lake
 from playcount.core.reports import FileReport
 
 router = APIRouter(tags=["ops"])
+READY_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/health", response_model=Health)
 async def health() -> Health:
+    """Liveness: the process answers (it does not look at dependencies)."""
     return Health(status="ok")
 
 
 @router.get("/ready", response_model=Health, responses={503: {"model": ErrorResponse}})
 async def ready(store: StoreDep) -> Health:
+    """Readiness: the KPI table answers within 2 s; 503 otherwise."""
     try:
-        await asyncio.wait_for(store.ping(), timeout=2.0)
+        await asyncio.wait_for(store.ping(), timeout=READY_TIMEOUT_SECONDS)
     except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"DynamoDB is not reachable: {exc}") from exc
+        reason = str(exc) or f"no answer within {READY_TIMEOUT_SECONDS:g} s"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"DynamoDB is not reachable: {reason}") from exc
     return Health(status="ready")
 
 
-@router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"}},
+)
+async def metrics(probe: ProbeDep) -> Response:
+    """Prometheus text format: requests and latencies per route; queue, DLQ, counter and freshness gauges.
+
+    The pipeline gauges are refreshed at each scrape (from a status at most API_CACHE_SECONDS old);
+    when AWS cannot be reached they keep their last values and `playcount_api_pipeline_status_up` is 0.
+    """
+    try:
+        telemetry.publish(await probe.read())
+    except (ClientError, BotoCoreError, OSError):
+        telemetry.publish(None)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+@router.get("/pipeline/status", response_model=PipelineStatus, dependencies=[ReadAccess], responses=COMMON_ERRORS)
+async def pipeline_status(probe: ProbeDep) -> PipelineStatus:
+    """Counters, queue and DLQ depths, idle flag and freshness lag (at most API_CACHE_SECONDS old)."""
+    return await probe.read()
+
+
+@router.get("/pipeline/history", response_model=HistoryResponse, dependencies=[ReadAccess], responses=COMMON_ERRORS)
+async def pipeline_history(history: HistoryDep) -> HistoryResponse:
+    """Samples of the status since this process started (see the dashboard); oldest first."""
+    return HistoryResponse(interval_seconds=history.interval, capacity=history.capacity, samples=history.samples())
+
+
 @router.get(
-    "/pipeline/status",
-    response_model=PipelineStatus,
+    "/files/{file_id}",
+    response_model=FileReport,
     dependencies=[ReadAccess],
-    responses={503: {"model": ErrorResponse}},
-)
-async def pipeline_status(settings: SettingsDep, store: StoreDep) -> PipelineStatus:
-    try:
-        depths = await asyncio.to_thread(pipeline.queue_depths, settings)
-        counters_item, freshness = await store.counters_and_freshness()
-    except (ClientError, BotoCoreError, OSError) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"AWS is not reachable: {exc}") from exc
-    counters = parse_counters(counters_item)
-    return PipelineStatus(
-        idle=all(q.empty for q in depths),
-        queues=[QueueStatus(**q.model_dump()) for q in depths],
-        dlq_total=sum(q.dlq_depth for q in depths),
-        freshness_lag_seconds=float(freshness["lag_seconds"]) if freshness else None,
-        freshness_measured_at=str(freshness["at"]) if freshness else None,
-        **counters,
-    )
-
-
-@router.get(
-    "/files/{file_id}", response_model=FileReport, dependencies=[ReadAccess], responses={404: {"model": ErrorResponse}}
+    responses={404: {"model": ErrorResponse}, **COMMON_ERRORS},
 )
 async def file_report(file_id: FileIdPath, settings: SettingsDep, s3: S3Dep) -> Any:
+    """A file's validation report: accepted or rejected, why, and what became of its rows."""
     try:
         obj = await s3.get_object(Bucket=settings.s3_bucket, Key=lake.report_key(settings, file_id))
         body = await obj["Body"].read()
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report for file {file_id}") from exc
         raise
-    return FileReport.model_validate_json(body)
+    try:
+        return FileReport.model_validate_json(body)
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"the stored report of {file_id} is unreadable") from exc

@@ -1,0 +1,340 @@
+// Playcount dashboard: polls the API and draws with Chart.js (vendored, no build step).
+// Each chart card gets data-rendered="true" once it has drawn data from the API (the browser
+// test waits on these), and <body data-ready> lists the cards rendered so far.
+"use strict";
+
+const COLORS = {
+  green: "#34d399", rose: "#fb7185", amber: "#fbbf24", sky: "#38bdf8",
+  violet: "#a78bfa", indigo: "#818cf8", muted: "#8b96b5", line: "#24304f",
+};
+const STATUS_EVERY_MS = 2000;
+const DAY_EVERY_MS = 15000;
+
+Chart.defaults.color = COLORS.muted;
+Chart.defaults.borderColor = COLORS.line;
+Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+Chart.defaults.plugins.legend.labels.boxWidth = 12;
+Chart.defaults.plugins.legend.labels.boxHeight = 12;
+Chart.defaults.maintainAspectRatio = false;
+
+const $ = (id) => document.getElementById(id);
+const fmt = new Intl.NumberFormat("en-US");
+const state = { key: localStorage.getItem("playcount-api-key") || "", day: null, genre: null };
+
+// ---- fetching -------------------------------------------------------------------------------
+
+class Unauthorized extends Error {}
+
+async function api(path) {
+  const headers = state.key ? { "X-API-Key": state.key } : {};
+  const response = await fetch(path, { headers });
+  if (response.status === 401) throw new Unauthorized(path);
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function askForKey() {
+  $("key-form").hidden = false;
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.key = $("key-input").value.trim();
+  localStorage.setItem("playcount-api-key", state.key);
+  $("key-form").hidden = true;
+  refreshStatus();
+  refreshDays();
+});
+
+// ---- helpers --------------------------------------------------------------------------------
+
+function rendered(cardId) {
+  const card = $(cardId);
+  if (card.dataset.rendered === "true") return;
+  card.dataset.rendered = "true";
+  const ready = new Set((document.body.dataset.ready || "").split(" ").filter(Boolean));
+  ready.add(cardId.replace("card-", ""));
+  document.body.dataset.ready = [...ready].sort().join(" ");
+}
+
+function showEmpty(cardId, empty) {
+  const note = $(cardId).querySelector(".empty");
+  if (note) note.hidden = !empty;
+}
+
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString("en-GB", { hour12: false });
+}
+
+function duration(ms) {
+  const minutes = ms / 60000;
+  if (minutes < 120) return `${minutes.toFixed(1)} min`;
+  return `${(minutes / 60).toFixed(1)} h`;
+}
+
+function lag(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : `${(seconds / 60).toFixed(1)} min`;
+}
+
+function shortQueue(name) {
+  for (const stage of ["s3-events", "validated", "kpi-results"]) if (name.endsWith(stage)) return stage;
+  return name;
+}
+
+function timeAxis() {
+  return {
+    type: "linear",
+    ticks: { callback: (v) => clock(v), maxTicksLimit: 7, maxRotation: 0 },
+    grid: { display: false },
+  };
+}
+
+function line(label, color, fill = false) {
+  return {
+    label, borderColor: color, backgroundColor: fill ? color + "33" : color, fill,
+    data: [], cubicInterpolationMode: "monotone", pointRadius: 0, borderWidth: 2,
+  };
+}
+
+// ---- charts ---------------------------------------------------------------------------------
+
+const charts = {};
+
+function makeCharts() {
+  charts.files = new Chart($("chart-files"), {
+    type: "line",
+    data: { datasets: [line("received", COLORS.indigo), line("processed", COLORS.green, true), line("rejected", COLORS.rose, true)] },
+    options: {
+      animation: false, parsing: false, interaction: { mode: "index", intersect: false },
+      scales: { x: timeAxis(), y: { beginAtZero: true, ticks: { precision: 0 } } },
+      plugins: { tooltip: { callbacks: { title: (items) => clock(items[0].parsed.x) } } },
+    },
+  });
+  charts.backlog = new Chart($("chart-backlog"), {
+    type: "line",
+    data: { datasets: [line("backlog", COLORS.amber, true), line("dead letters", COLORS.rose)] },
+    options: {
+      animation: false, parsing: false, interaction: { mode: "index", intersect: false },
+      scales: { x: timeAxis(), y: { beginAtZero: true, ticks: { precision: 0 } } },
+      plugins: { tooltip: { callbacks: { title: (items) => clock(items[0].parsed.x) } } },
+    },
+  });
+  charts.freshness = new Chart($("chart-freshness"), {
+    type: "line",
+    data: { datasets: [{ ...line("lag (s)", COLORS.sky, true), pointRadius: 3, stepped: false }] },
+    options: {
+      animation: false, parsing: false,
+      scales: { x: timeAxis(), y: { beginAtZero: true, title: { display: true, text: "seconds" } } },
+      plugins: { legend: { display: false }, tooltip: { callbacks: { title: (items) => clock(items[0].parsed.x) } } },
+    },
+  });
+  charts.queues = new Chart($("chart-queues"), {
+    type: "bar",
+    data: {
+      labels: [],
+      datasets: [
+        { label: "visible", data: [], backgroundColor: COLORS.indigo, stack: "q", borderRadius: 4 },
+        { label: "in flight", data: [], backgroundColor: COLORS.sky, stack: "q", borderRadius: 4 },
+        { label: "dead letters", data: [], backgroundColor: COLORS.rose, stack: "dlq", borderRadius: 4 },
+      ],
+    },
+    options: {
+      indexAxis: "y", animation: { duration: 300 },
+      scales: { x: { beginAtZero: true, ticks: { precision: 0 }, suggestedMax: 5 }, y: { grid: { display: false } } },
+    },
+  });
+  charts.genres = new Chart($("chart-genres"), {
+    type: "bar",
+    data: { labels: [], datasets: [{ label: "listens", data: [], backgroundColor: [], borderRadius: 6 }] },
+    options: {
+      indexAxis: "y",
+      scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { grid: { display: false } } },
+      plugins: { legend: { display: false } },
+      onClick: (_event, elements) => {
+        if (elements.length) selectGenre(charts.genres.data.labels[elements[0].index]);
+      },
+    },
+  });
+  charts.hours = new Chart($("chart-hours"), {
+    data: {
+      labels: [...Array(24).keys()].map((h) => `${String(h).padStart(2, "0")}:00`),
+      datasets: [
+        { type: "bar", label: "listens", data: [], backgroundColor: COLORS.violet + "cc", borderRadius: 4, yAxisID: "y" },
+        { type: "line", label: "unique listeners", data: [], borderColor: COLORS.green, backgroundColor: COLORS.green,
+          cubicInterpolationMode: "monotone", pointRadius: 2, borderWidth: 2, yAxisID: "y2" },
+      ],
+    },
+    options: {
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        x: { grid: { display: false }, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 12 } },
+        y: { beginAtZero: true, title: { display: true, text: "listens" }, ticks: { precision: 0 } },
+        y2: { beginAtZero: true, position: "right", grid: { display: false }, title: { display: true, text: "listeners" },
+              ticks: { precision: 0 } },
+      },
+    },
+  });
+}
+
+// ---- pipeline -------------------------------------------------------------------------------
+
+function setPill(status) {
+  const pill = $("pill");
+  if (!status) { pill.className = "pill pill-down"; pill.textContent = "API unreachable"; return; }
+  if (status.dlq_total > 0) {
+    pill.className = "pill pill-dlq";
+    pill.textContent = `${status.dlq_total} dead letter${status.dlq_total === 1 ? "" : "s"}`;
+  }
+  else if (status.idle) { pill.className = "pill pill-idle"; pill.textContent = "idle"; }
+  else { pill.className = "pill pill-busy"; pill.textContent = `working · ${status.backlog} queued`; }
+}
+
+function showStatus(s) {
+  $("t-received").textContent = fmt.format(s.files_received);
+  $("t-processed").textContent = fmt.format(s.files_processed);
+  $("t-rejected").textContent = fmt.format(s.files_rejected);
+  $("t-rows-q").textContent = `${fmt.format(s.rows_quarantined)} rows quarantined`;
+  $("t-rows").textContent = fmt.format(s.rows_accepted);
+  $("t-backlog").textContent = fmt.format(s.backlog);
+  $("t-dlq").textContent = fmt.format(s.dlq_total);
+  $("t-fresh").textContent = lag(s.freshness_lag_seconds);
+  setPill(s);
+  $("updated").textContent = `updated ${clock(s.checked_at)}`;
+
+  const q = charts.queues;
+  q.data.labels = s.queues.map((x) => shortQueue(x.name));
+  q.data.datasets[0].data = s.queues.map((x) => x.visible + x.delayed);
+  q.data.datasets[1].data = s.queues.map((x) => x.in_flight);
+  q.data.datasets[2].data = s.queues.map((x) => x.dlq_depth);
+  q.update();
+  rendered("card-queues");
+}
+
+function showHistory(h) {
+  const samples = h.samples;
+  if (!samples.length) return;
+  const series = (key) => samples.map((s) => ({ x: s.at, y: s[key] }));
+  charts.files.data.datasets[0].data = series("files_received");
+  charts.files.data.datasets[1].data = series("files_processed");
+  charts.files.data.datasets[2].data = series("files_rejected");
+  charts.files.update();
+  rendered("card-files");
+
+  charts.backlog.data.datasets[0].data = series("backlog");
+  charts.backlog.data.datasets[1].data = series("dlq_total");
+  charts.backlog.update();
+  rendered("card-backlog");
+
+  // one point per measurement: the sampler sees the same "last file" until another is written
+  const seen = new Map();
+  for (const s of samples) {
+    if (s.freshness_lag_seconds !== null && !seen.has(s.freshness_measured_at)) {
+      seen.set(s.freshness_measured_at, { x: Date.parse(s.freshness_measured_at) / 1000, y: s.freshness_lag_seconds });
+    }
+  }
+  const points = [...seen.values()].sort((a, b) => a.x - b.x);
+  charts.freshness.data.datasets[0].data = points;
+  charts.freshness.update();
+  showEmpty("card-freshness", points.length === 0);
+  rendered("card-freshness");
+}
+
+async function refreshStatus() {
+  try {
+    const [status, history] = await Promise.all([api("pipeline/status"), api("pipeline/history")]);
+    showStatus(status);
+    showHistory(history);
+  } catch (err) {
+    if (err instanceof Unauthorized) askForKey();
+    else setPill(null);
+  }
+}
+
+// ---- one day --------------------------------------------------------------------------------
+
+async function refreshDays() {
+  try {
+    const body = await api("days");
+    const select = $("day-select");
+    const days = body.days.map((d) => d.date);
+    const current = [...select.options].map((o) => o.value);
+    if (days.join() !== current.join()) {
+      select.innerHTML = "";
+      for (const d of [...body.days].reverse()) {
+        const option = new Option(`${d.date}  ·  v${d.version}  ·  ${fmt.format(d.events)} listens`, d.date);
+        select.add(option);
+      }
+      if (!days.length) select.add(new Option("no data yet", ""));
+    }
+    if (!state.day || !days.includes(state.day)) state.day = days.length ? days[days.length - 1] : null;
+    select.value = state.day || "";
+    await refreshDay();
+  } catch (err) {
+    if (err instanceof Unauthorized) askForKey();
+  }
+}
+
+async function refreshDay() {
+  if (!state.day) return;
+  const day = state.day;
+  const [top, hours] = await Promise.all([api(`days/${day}/top-genres`), api(`days/${day}/hours`)]);
+  if (day !== state.day) return;
+  const palette = [COLORS.indigo, COLORS.violet, COLORS.sky, COLORS.green, COLORS.amber];
+  const genres = top ? top.genres : [];
+  charts.genres.data.labels = genres.map((g) => g.genre);
+  charts.genres.data.datasets[0].data = genres.map((g) => g.listen_count);
+  charts.genres.data.datasets[0].backgroundColor = genres.map((_, i) => palette[i % palette.length]);
+  charts.genres.update();
+  showEmpty("card-genres", genres.length === 0);
+  if (genres.length) rendered("card-genres");
+
+  const byHour = new Map((hours ? hours.hours : []).map((h) => [h.hour, h]));
+  charts.hours.data.datasets[0].data = [...Array(24).keys()].map((h) => (byHour.get(h) || {}).listen_count || 0);
+  charts.hours.data.datasets[1].data = [...Array(24).keys()].map((h) => (byHour.get(h) || {}).unique_listeners || 0);
+  charts.hours.update();
+  showEmpty("card-hours", byHour.size === 0);
+  if (byHour.size) rendered("card-hours");
+
+  const total = genres.reduce((n, g) => n + g.listen_count, 0);
+  $("day-meta").textContent = genres.length ? `top ${genres.length} genres hold ${fmt.format(total)} listens` : "";
+  if (!state.genre || !genres.some((g) => g.genre === state.genre)) state.genre = genres.length ? genres[0].genre : null;
+  if (state.genre) await selectGenre(state.genre);
+}
+
+async function selectGenre(genre) {
+  state.genre = genre;
+  const body = await api(`genres/${encodeURIComponent(genre)}/days/${state.day}`);
+  if (!body) return;
+  $("genre-title").textContent = `${body.genre} on ${body.date}  ·  version ${body.version}`;
+  $("g-listens").textContent = fmt.format(body.listen_count);
+  $("g-listeners").textContent = fmt.format(body.unique_listeners);
+  $("g-time").textContent = duration(body.total_listening_time_ms);
+  $("g-avg").textContent = duration(body.avg_listening_time_per_user_ms);
+  const rows = $("g-songs");
+  rows.innerHTML = "";
+  for (const s of body.top_songs) {
+    const tr = document.createElement("tr");
+    for (const [text, cls] of [[s.rank, ""], [s.track_name, ""], [s.artists.replaceAll(";", ", "), ""], [fmt.format(s.listen_count), "num"]]) {
+      const td = document.createElement("td");
+      td.textContent = text;  // textContent: names come from uploaded files, never markup
+      if (cls) td.className = cls;
+      tr.append(td);
+    }
+    rows.append(tr);
+  }
+  rendered("card-genre");
+}
+
+$("day-select").addEventListener("change", (event) => {
+  state.day = event.target.value;
+  state.genre = null;
+  refreshDay();
+});
+
+makeCharts();
+refreshStatus();
+refreshDays();
+setInterval(refreshStatus, STATUS_EVERY_MS);
+setInterval(refreshDays, DAY_EVERY_MS);

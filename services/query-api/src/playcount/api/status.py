@@ -1,0 +1,47 @@
+"""The pipeline's state as the API reports it: counters, queue and DLQ depths, idle, freshness.
+
+One read costs one DynamoDB query and two SQS calls per queue; `/pipeline/status`, `/metrics`
+and the history sampler share it through the cache, so it is read at most once per
+API_CACHE_SECONDS however many clients poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from playcount.api.cache import TtlCache
+from playcount.api.models import PipelineStatus, QueueStatus
+from playcount.api.store import KpiStore
+from playcount.core import pipeline
+from playcount.core.config import Settings
+from playcount.core.ledger import parse_counters
+
+
+class StatusProbe:
+    def __init__(self, settings: Settings, store: KpiStore, sqs: Any, cache: TtlCache) -> None:
+        self.settings = settings
+        self.store = store
+        self.sqs = sqs  # a synchronous boto3 client: `pipeline.queue_depths` is shared with the CLI
+        self.cache = cache
+
+    async def read(self) -> PipelineStatus:
+        """The current state; raises botocore errors when AWS cannot be reached."""
+        return await self.cache.get("pipeline-status", self._read)
+
+    async def _read(self) -> PipelineStatus:
+        depths, (counters_item, freshness) = await asyncio.gather(
+            asyncio.to_thread(pipeline.queue_depths, self.settings, self.sqs),
+            self.store.counters_and_freshness(),
+        )
+        return PipelineStatus(
+            idle=all(q.empty for q in depths),
+            queues=[QueueStatus(**q.model_dump()) for q in depths],
+            backlog=sum(q.visible + q.in_flight + q.delayed for q in depths),
+            dlq_total=sum(q.dlq_depth for q in depths),
+            freshness_lag_seconds=float(freshness["lag_seconds"]) if freshness else None,
+            freshness_measured_at=str(freshness["at"]) if freshness else None,
+            checked_at=time.time(),
+            **parse_counters(counters_item),
+        )

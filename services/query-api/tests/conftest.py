@@ -1,0 +1,151 @@
+"""Fixtures for the API tests: KPIs written by the real writer, and the API served over real HTTP.
+
+- `written`: two days of KPIs computed by the independent oracle from generated listens, and
+  applied to the test's table by the dynamo-writer's own `apply` (what the writer process does);
+- `serve`: a factory running `create_app(settings)` under uvicorn on a free loopback port, in a
+  thread of the test process (so a test can pick the history interval), stopped after the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uvicorn
+
+from playcount.api.app import create_app
+from playcount.api.history import History
+from playcount.cli import generate
+from playcount.cli.emulator import free_port
+from playcount.cli.sandbox import sandbox_settings
+from playcount.core import aws
+from playcount.core.bootstrap import bootstrap
+from playcount.core.config import Settings
+from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats
+from playcount.writer.apply import apply
+
+# the repository's `tests` package (oracle, helpers) is importable from its own directory only
+# under --import-mode=importlib; put the repository root on the path for this directory too
+_ROOT = str(Path(__file__).resolve().parents[3])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+from tests import oracle  # noqa: E402
+from tests.helpers import wait_for  # noqa: E402
+
+DAYS = (dt.date(2025, 6, 24), dt.date(2025, 6, 25))
+
+
+def day_kpis(day: dt.date, expected: dict[str, Any], version: int) -> DayKpis:
+    """The writer's input for one day, built from the oracle's figures."""
+    return DayKpis(
+        date=day,
+        version=version,
+        computed_at=dt.datetime.now(dt.UTC),
+        events=sum(h["listen_count"] for h in expected["hours"].values()),
+        genres=[GenreDay(genre=g, **v) for g, v in sorted(expected["genres"].items())],
+        top_genres=[GenreRank(**r) for r in expected["top_genres"]],
+        hours=[HourStats(**h) for _, h in sorted(expected["hours"].items())],
+    )
+
+
+def write(settings: Settings, kpis: DayKpis) -> None:
+    apply(aws.client(settings, "dynamodb"), settings.dynamodb_table_name, kpis, lease_seconds=30, wait_seconds=10)
+
+
+@dataclass
+class Written:
+    settings: Settings
+    expected: dict[str, dict[str, Any]]  # the oracle's figures per ISO date
+    kpis: dict[str, DayKpis]  # what was applied, per ISO date
+
+    @property
+    def days(self) -> list[str]:
+        return sorted(self.expected)
+
+    def apply(self, kpis: DayKpis) -> None:
+        write(self.settings, kpis)
+
+    def bumped(self, day: str) -> tuple[str, DayKpis]:
+        """The day at the next version, with one more listen on its top genre (which is returned)."""
+        expected = self.expected[day]
+        top = expected["top_genres"][0]["genre"]
+        genres = {**expected["genres"], top: {**expected["genres"][top]}}
+        genres[top]["listen_count"] += 1
+        version = self.kpis[day].version + 1
+        return top, day_kpis(dt.date.fromisoformat(day), {**expected, "genres": genres}, version=version)
+
+
+def write_oracle_days(settings: Settings) -> Written:
+    songs, users, cat = generate.dataset(seed=7, n_tracks=240, n_users=90)
+    table = generate.streams_table(np.random.default_rng(5), cat, 2500, list(DAYS))
+    expected = oracle.kpis(
+        zip(table["user_id"].to_pylist(), table["track_id"].to_pylist(), table["listen_time"].to_pylist(), strict=True),
+        oracle.metadata_from_csv(songs.to_pylist(), "track_id"),
+        oracle.metadata_from_csv(users.to_pylist(), "user_id"),
+    )
+    applied = {}
+    for day, figures in expected.items():
+        applied[day] = day_kpis(dt.date.fromisoformat(day), figures, version=1)
+        write(settings, applied[day])
+    return Written(settings, expected, applied)
+
+
+@pytest.fixture
+def fresh_written(settings: Settings) -> Written:
+    """Two days written into this test's own table (for tests that change them)."""
+    return write_oracle_days(settings)
+
+
+@pytest.fixture(scope="session")
+def shared_written(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """Two days written once for the session, for tests that only read them (do not write here)."""
+    settings = sandbox_settings(emulator, tmp_path_factory.mktemp("work"))
+    bootstrap(settings)
+    return write_oracle_days(settings)
+
+
+@pytest.fixture(scope="session")
+def shared_api(shared_written: Written) -> Iterator[str]:
+    """The API over `shared_written`, for the session."""
+    with served(shared_written.settings) as server:
+        yield server.url
+
+
+@dataclass
+class Served:
+    url: str
+    app: Any
+
+
+@contextlib.contextmanager
+def served(settings: Settings, history: History | None = None) -> Iterator[Served]:
+    app = create_app(settings, history=history or History(interval=60))
+    port = free_port()
+    # loop="asyncio": uvloop's policy would be installed process-wide, under pytest-asyncio too
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started or not thread.is_alive(), timeout=60, what="uvicorn to start")
+        assert server.started, "uvicorn did not start (see the log above)"
+        yield Served(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    """A factory: `serve(settings, history=None)` starts an API, stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda settings, history=None: stack.enter_context(served(settings, history))

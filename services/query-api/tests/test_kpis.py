@@ -1,0 +1,164 @@
+"""KPI lookups over real HTTP, on data the real writer put in the emulator's table."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from playcount.cli.emulator import free_port
+from playcount.core.config import Settings
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def api(shared_api):
+    return shared_api
+
+
+@pytest.fixture
+def written(shared_written):
+    return shared_written
+
+
+def test_genre_day_serves_exactly_what_was_written(api, written):
+    # GIVEN every genre of every day, as computed by the oracle and applied by the writer
+    for day, expected in written.expected.items():
+        # every genre of the first day, the top genre of the second (each lookup is a real query)
+        genres = expected["genres"] if day == written.days[0] else [expected["top_genres"][0]["genre"]]
+        for genre in genres:
+            want = expected["genres"][genre]
+            # WHEN a client asks for it
+            response = httpx.get(f"{api}/genres/{genre}/days/{day}")
+            # THEN it gets the same figures, the version and when they were computed
+            assert response.status_code == 200, response.text
+            got = response.json()
+            assert got["genre"] == genre and got["date"] == day
+            for field in ("listen_count", "unique_listeners", "total_listening_time_ms", "top_songs"):
+                assert got[field] == want[field], (day, genre, field)
+            assert got["avg_listening_time_per_user_ms"] == pytest.approx(want["avg_listening_time_per_user_ms"])
+            assert got["version"] == 1
+            assert got["computed_at"] == written.kpis[day].computed_at.isoformat()
+
+
+def test_top_genres_and_hours_of_each_day(api, written):
+    for day, expected in written.expected.items():
+        top = httpx.get(f"{api}/days/{day}/top-genres")
+        assert top.status_code == 200
+        assert top.json() == {"date": day, "genres": expected["top_genres"]}
+        hours = httpx.get(f"{api}/days/{day}/hours")
+        assert hours.status_code == 200
+        got = hours.json()["hours"]
+        want = [expected["hours"][h] for h in sorted(expected["hours"])]
+        assert [h["hour"] for h in got] == [h["hour"] for h in want]
+        for g, w in zip(got, want, strict=True):
+            assert g == pytest.approx(w), g["hour"]
+
+
+def test_days_and_genres_list_what_exists(api, written):
+    days = httpx.get(f"{api}/days").json()["days"]
+    assert [d["date"] for d in days] == written.days == ["2025-06-24", "2025-06-25"]
+    for entry in days:
+        kpis = written.kpis[entry["date"]]
+        assert entry["version"] == kpis.version
+        assert entry["events"] == kpis.events
+        assert entry["genres"] == sorted(written.expected[entry["date"]]["genres"])
+    genres = httpx.get(f"{api}/genres").json()["genres"]
+    assert genres == sorted({g for e in written.expected.values() for g in e["genres"]})
+
+
+def test_discovery_is_empty_before_any_data(settings, serve):
+    api = serve(settings).url
+    assert httpx.get(f"{api}/days").json() == {"days": []}
+    assert httpx.get(f"{api}/genres").json() == {"genres": []}
+
+
+def test_missing_data_is_a_404_that_says_what_is_missing(api, written):
+    day = written.days[0]
+    present = next(iter(written.expected[day]["genres"]))
+    cases = {
+        f"/genres/no-such-genre/days/{day}": ["'no-such-genre'", day],
+        f"/genres/{present}/days/2024-01-01": [repr(present), "2024-01-01"],
+        "/days/2024-01-01/top-genres": ["2024-01-01"],
+        "/days/2024-01-01/hours": ["2024-01-01"],
+        "/files/" + "ab" * 12: ["ab" * 12],
+    }
+    for path, words in cases.items():
+        response = httpx.get(api + path)
+        assert response.status_code == 404, path
+        detail = response.json()["detail"]
+        for word in words:
+            assert word in detail, (path, detail)
+
+
+BAD_DATES = ["2025-02-30", "2025-13-01", "20250624", "0", "1700000000", "2025-06-24T00:00:00", "yesterday", "2025-6-4"]
+BAD_GENRES = ["Rock", "rock#DATE#2025-06-25", "a" * 65, " rock", "-rock", "rock%00", "\u0440\u043e\u043a", "rock;drop"]
+
+
+@pytest.mark.parametrize("date", BAD_DATES)
+def test_a_bad_date_is_a_readable_422(api, date):
+    for path in (f"/genres/rock/days/{date}", f"/days/{date}/top-genres", f"/days/{date}/hours"):
+        response = httpx.get(api + path)
+        assert response.status_code == 422, (path, response.text)
+        body = response.json()
+        assert body["detail"].startswith("date: "), body
+        assert body["errors"][0]["loc"] == ["path", "date"]
+
+
+@pytest.mark.parametrize("genre", BAD_GENRES)
+def test_a_bad_genre_is_a_readable_422_and_reaches_no_key(api, written, genre):
+    # the '#' variant would address another day's partition if it reached a key
+    response = httpx.get(f"{api}/genres/{quote(genre, safe='')}/days/2025-06-24")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("genre: ")
+
+
+def test_a_slash_in_a_genre_matches_no_route(api, written):
+    genre = next(iter(written.expected["2025-06-25"]["genres"]))
+    # %2F is decoded before routing, so this is /genres/x/<genre>/days/...: no route, 404
+    response = httpx.get(f"{api}/genres/x%2F{genre}/days/2025-06-25")
+    assert response.status_code == 404
+
+
+def test_etag_and_cache_control_give_304s(api, written):
+    genre = next(iter(written.expected["2025-06-24"]["genres"]))
+    for path in (f"/genres/{genre}/days/2025-06-24", "/days/2025-06-24/top-genres", "/days/2025-06-24/hours", "/days"):
+        first = httpx.get(api + path)
+        etag = first.headers["etag"]
+        assert etag.startswith('"') and first.headers["cache-control"].startswith("public, max-age=")
+        again = httpx.get(api + path, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+        other = httpx.get(api + path, headers={"If-None-Match": '"something-else"'})
+        assert other.status_code == 200 and other.json() == first.json()
+
+
+def test_cached_reads_within_the_lifetime_then_the_new_version(settings, fresh_written, serve):
+    # GIVEN an API caching for 30 s that has served version 1 (and one caching for 0.5 s)
+    written = fresh_written
+    slow = serve(settings.model_copy(update={"api_cache_seconds": 30.0})).url
+    fast = serve(settings.model_copy(update={"api_cache_seconds": 0.5})).url
+    top, v2 = written.bumped("2025-06-24")
+    path = f"/genres/{top}/days/2025-06-24"
+    before = httpx.get(slow + path)
+    assert httpx.get(fast + path).json()["version"] == 1
+    assert before.headers["cache-control"] == "public, max-age=30"
+    # WHEN the writer applies version 2
+    written.apply(v2)
+    # THEN the 30 s cache still serves version 1 (the lookup cost no DynamoDB call) ...
+    assert httpx.get(slow + path).json() == before.json()
+    # ... and the 0.5 s cache serves version 2 once its lifetime has passed, with a new ETag
+    after = wait_for(
+        lambda: (r := httpx.get(fast + path)).json()["version"] == 2 and r, timeout=10, what="version 2 to be served"
+    )
+    assert after.json()["listen_count"] == written.expected["2025-06-24"]["genres"][top]["listen_count"] + 1
+    assert after.headers["etag"] != before.headers["etag"]
+    assert httpx.get(fast + path, headers={"If-None-Match": before.headers["etag"]}).status_code == 200
+
+
+def test_unreachable_dynamodb_is_a_503_never_a_500(settings: Settings, serve):
+    dead = serve(settings.model_copy(update={"aws_endpoint_url": f"http://127.0.0.1:{free_port()}"})).url
+    for path in ("/genres/rock/days/2025-06-24", "/days/2025-06-24/top-genres", "/days", "/pipeline/status"):
+        response = httpx.get(dead + path, timeout=30)
+        assert response.status_code == 503, (path, response.text)
+        assert "cannot be reached" in response.json()["detail"]
