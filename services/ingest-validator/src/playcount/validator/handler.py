@@ -4,6 +4,10 @@ Order matters for crash safety: lake files, quarantined rows and the report are 
 first (deterministic keys, so a redelivery rewrites the same state); the original is archived
 only after that; the runner is told last. A redelivered event whose report exists only
 re-finishes (archive if needed, re-send), so at-least-once delivery leaves one outcome.
+
+The object is read with boto3 (any key S3 accepts, `..` and `//` included) and only in the
+version the event names (`IfMatch` on its ETag): a newer upload under the same key is judged
+on its own event, never in place of the old one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import structlog
@@ -27,14 +30,15 @@ from botocore.exceptions import ClientError
 from playcount.core import lake, ledger, metrics
 from playcount.core.config import Settings
 from playcount.core.messages import FileKind, FileValidated, S3ObjectRef
+from playcount.core.replay import replay_prefix
 from playcount.core.reports import FileReport
-from playcount.validator import metadata, rules
+from playcount.validator import metadata, streams
 from playcount.validator.csvinput import FileRejected, open_csv
-from playcount.validator.staging import Staging
+from playcount.validator.quarantine import Quarantine, schema_for
 
 log = structlog.get_logger(__name__)
 
-STREAM_COLUMNS = ("user_id", "track_id", "listen_time")
+_MISSING = ("NoSuchKey", "404", "NotFound")
 
 
 @dataclass
@@ -54,6 +58,8 @@ class Validator:
             return "songs"
         if key.startswith(s.users_prefix):
             return "users"
+        if key.startswith(replay_prefix(s)):
+            return "replay"  # quarantined rows sent again by `replay_quarantine`: judged like streams
         if key.startswith(s.s3_raw_data_prefix):
             return "streams"
         return None
@@ -69,33 +75,46 @@ class Validator:
             existing = self._load_report(fid)
             if existing is not None:
                 log.info("object.already_judged", status=existing.status)
-                self._finish(existing)
+                self._finish(existing, ref.etag)
                 return existing
             ledger.mark_file(self.ddb, self.settings.dynamodb_table_name, fid, "received", {"files_received": 1})
             report = self._judge(kind, fid, ref)
             if report is None:
                 return None
             self._put_json(lake.report_key(self.settings, fid), report.model_dump(mode="json"))
-            self._finish(report)
+            self._finish(report, ref.etag)
             return report
+
+    def _open_source(self, ref: S3ObjectRef) -> Any | None:
+        kwargs = {"IfMatch": ref.etag} if ref.etag else {}
+        try:
+            return self.s3.get_object(Bucket=ref.bucket, Key=ref.key, **kwargs)["Body"]
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in _MISSING:
+                log.warning("object.gone", detail="no object and no report: deleted before it was judged")
+                return None
+            if code in ("PreconditionFailed", "412"):
+                log.warning("object.superseded", detail="a newer upload replaced this version; it has its own event")
+                return None
+            raise
 
     def _judge(self, kind: FileKind, fid: str, ref: S3ObjectRef) -> FileReport | None:
         started = time.perf_counter()
-        try:
-            raw = self.fs.open_input_stream(lake.path(self.settings, ref.key))
-        except FileNotFoundError:
-            log.warning("object.gone", detail="no object and no report: deleted before it was judged")
+        body = self._open_source(ref)
+        if body is None:
             return None
         base = {"file_id": fid, "bucket": ref.bucket, "key": ref.key, "kind": kind, "uploaded_at": ref.event_time}
         try:
-            with raw:
-                if kind == "streams":
-                    report = self._streams(raw, fid, ref, base)
-                else:
-                    with self._metadata_lock:
-                        report = self._metadata(raw, fid, ref, kind, base)
+            if kind in ("streams", "replay"):
+                report = self._streams(body, fid, ref, base)
+            else:
+                with self._metadata_lock:
+                    report = self._metadata(body, fid, ref, kind, base)
         except FileRejected as rejected:
             report = self._reject_file(fid, ref, base, rejected)
+        finally:
+            body.close()
         report.timings["total_s"] = round(time.perf_counter() - started, 4)
         log.info(
             "object.judged",
@@ -108,97 +127,96 @@ class Validator:
         return report
 
     # -- streams ---------------------------------------------------------------------------
-    def _streams(self, raw: Any, fid: str, ref: S3ObjectRef, base: dict[str, Any]) -> FileReport:
-        stream = open_csv(raw, ref.key, STREAM_COLUMNS, STREAM_COLUMNS)
-        known_tracks = self._known(lake.songs_key(self.settings), "track_id")
-        known_users = self._known(lake.users_key(self.settings), "user_id")
-        now = dt.datetime.now(dt.UTC)
-        staging = Staging(self._work_dir())
-        quarantine = _Quarantine(staging.dir / "rejected.csv")
-        rows = 0
-        t_read = time.perf_counter()
-        try:
-            for batch in stream.batches:
-                judged = rules.judge_streams(batch, rows + 1, known_tracks, known_users, now)
-                rows += batch.num_rows
-                staging.add(judged.accepted)
-                quarantine.write(judged.rejected)
-            read_s = time.perf_counter() - t_read
-            t_write = time.perf_counter()
-            dates, duplicates = [], 0
-            for day, local, dupes in staging.finish():
-                _upload(self.fs, local, lake.path(self.settings, lake.events_key(self.settings, day, fid)))
-                dates.append(day)
-                if dupes.num_rows:
-                    duplicates += dupes.num_rows
-                    quarantine.write(_duplicates_as_rejected(dupes))
-            rejected_key = self._upload_quarantine(fid, quarantine)
-            write_s = time.perf_counter() - t_write
-        finally:
-            quarantine.close()
-            staging.close()
-        by_reason = quarantine.counts
-        accepted = rows - sum(by_reason.values())
-        metrics.ROWS.labels("accepted").inc(accepted)
-        for reason, count in by_reason.items():
+    def _streams(self, body: Any, fid: str, ref: S3ObjectRef, base: dict[str, Any]) -> FileReport:
+        s = self.settings
+        rejected_key = f"{lake.rejected_prefix(s, fid)}rows.csv"
+        judged = streams.judge_file(
+            body,
+            ref.key,
+            known_tracks=self._known(lake.songs_key(s), "track_id"),
+            known_users=self._known(lake.users_key(s), "user_id"),
+            work_dir=self._work_dir(),
+            on_day=lambda day, local: _upload(self.fs, local, lake.path(s, lake.events_key(s, day, fid))),
+            on_quarantine=lambda local: _upload(self.fs, local, lake.path(s, rejected_key)),
+        )
+        metrics.ROWS.labels("accepted").inc(judged.rows_accepted)
+        for reason, count in judged.by_reason.items():
             metrics.ROWS.labels(reason).inc(count)
         return FileReport(
             **base,
             status="accepted",
-            rows_read=rows,
-            rows_accepted=accepted,
-            rows_quarantined=sum(by_reason.values()),
-            quarantined_by_reason=by_reason,
-            duplicates=duplicates,
-            dates=dates,
-            rejected_rows_key=rejected_key,
-            archived_key=lake.archive_key(self.settings, ref.key),
+            rows_read=judged.rows_read,
+            rows_accepted=judged.rows_accepted,
+            rows_quarantined=judged.rows_quarantined,
+            quarantined_by_reason=judged.by_reason,
+            duplicates=judged.duplicates,
+            dates=judged.dates,
+            rejected_rows_key=rejected_key if judged.rows_quarantined else None,
+            archived_key=lake.archive_key(s, ref.key),
             validated_at=dt.datetime.now(dt.UTC),
-            timings={"read_judge_s": round(read_s, 4), "write_s": round(write_s, 4)},
+            timings=judged.timings,
         )
 
     # -- metadata --------------------------------------------------------------------------
-    def _metadata(self, raw: Any, fid: str, ref: S3ObjectRef, kind: FileKind, base: dict[str, Any]) -> FileReport:
+    def _metadata(self, body: Any, fid: str, ref: S3ObjectRef, kind: FileKind, base: dict[str, Any]) -> FileReport:
         spec = metadata.SPECS[kind]
         id_col = spec.id_column
         snapshot_key = lake.songs_key(self.settings) if kind == "songs" else lake.users_key(self.settings)
-        stream = open_csv(raw, ref.key, spec.required, spec.wanted)
-        accepted, rejected, rows = [], [], 0
-        for batch in stream.batches:
-            judged = spec.judge(batch, rows + 1)
-            rows += batch.num_rows
-            accepted.append(judged.accepted)
-            rejected.append(judged.rejected)
-        whole = pa.concat_tables(accepted) if accepted else spec.schema.empty_table()
-        table, repeated = metadata.first_per_id(whole, id_col)
-        staging_dir = Path(self._work_dir())
-        quarantine = _Quarantine(staging_dir / f"{fid}-rejected.csv")
+        stream = open_csv(body, ref.key, spec.required, spec.wanted, newlines_in_values=True)
+        quarantine = Quarantine(Path(self._work_dir()) / f"{fid}-rejected.csv", schema_for(spec.wanted))
+        accepted, rows, malformed = [], 0, 0
         try:
-            for part in rejected:
-                quarantine.write(part)
+            for batch in stream.batches:
+                judged = spec.judge(batch, rows + 1)
+                rows += batch.num_rows
+                accepted.append(judged.accepted)
+                quarantine.write(judged.rejected)
+                malformed += quarantine.write_malformed(stream.drain_malformed())
+            malformed += quarantine.write_malformed(stream.drain_malformed())
+            whole = (
+                pa.concat_tables(accepted)
+                if accepted
+                else spec.schema.append(pa.field("line", pa.int64())).empty_table()
+            )
+            table, repeated = metadata.first_per_id(whole, id_col)
             if pc.any(repeated).as_py():
                 quarantine.write(_repeats_as_rejected(whole.filter(repeated), id_col))
             rejected_key = self._upload_quarantine(fid, quarantine)
         finally:
             quarantine.close()
-        current = self._read_table(snapshot_key)
-        snapshot, changed = metadata.upsert(current, table, id_col, spec.compare)
+        table = table.drop_columns(["line"])
+        snapshot, changed = metadata.upsert(self._read_table(snapshot_key), table, id_col, spec.compare)
+        # The dates to recompute are only knowable before the snapshot changes: keep them until the
+        # report is written, so a crash between snapshot and report cannot lose them on redelivery.
+        dates = sorted(set(self._dates_with(id_col, changed)) | set(self._pending_dates(fid)))
+        if dates:
+            self._put_json(self._pending_key(fid), {"dates": [d.isoformat() for d in dates]})
         self._write_table(snapshot_key, snapshot)
-        dates = self._dates_with(id_col, changed)
-        by_reason = quarantine.counts
         return FileReport(
             **base,
             status="accepted",
-            rows_read=rows,
+            rows_read=rows + malformed,
             rows_accepted=table.num_rows,
-            rows_quarantined=sum(by_reason.values()),
-            quarantined_by_reason=by_reason,
+            rows_quarantined=quarantine.rows,
+            quarantined_by_reason=quarantine.counts,
             dates=dates,
             changed_ids=len(changed),
             rejected_rows_key=rejected_key,
             archived_key=lake.archive_key(self.settings, ref.key),
             validated_at=dt.datetime.now(dt.UTC),
         )
+
+    def _pending_key(self, fid: str) -> str:
+        return f"{self.settings.s3_processing_metadata_prefix}pending/{fid}.json"
+
+    def _pending_dates(self, fid: str) -> list[dt.date]:
+        try:
+            body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=self._pending_key(fid))["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _MISSING:
+                return []
+            raise
+        return [dt.date.fromisoformat(d) for d in json.loads(body)["dates"]]
 
     def _dates_with(self, column: str, ids: list[str]) -> list[dt.date]:
         """The dates whose lake partitions hold events of the given tracks or users."""
@@ -215,9 +233,13 @@ class Validator:
     # -- whole-file rejection ----------------------------------------------------------------
     def _reject_file(self, fid: str, ref: S3ObjectRef, base: dict[str, Any], rejected: FileRejected) -> FileReport:
         prefix = lake.rejected_prefix(self.settings, fid)
-        original = f"{prefix}original/{ref.key.rsplit('/', 1)[-1]}"
+        original = f"{prefix}original/{ref.key.rsplit('/', 1)[-1] or 'object'}"
+        copy_kwargs = {"CopySourceIfMatch": ref.etag} if ref.etag else {}
         self.s3.copy_object(
-            Bucket=self.settings.s3_bucket, Key=original, CopySource={"Bucket": ref.bucket, "Key": ref.key}
+            Bucket=self.settings.s3_bucket,
+            Key=original,
+            CopySource={"Bucket": ref.bucket, "Key": ref.key},
+            **copy_kwargs,
         )
         report = FileReport(
             **base,
@@ -232,10 +254,10 @@ class Validator:
         return report
 
     # -- finishing: archive, count, forward ------------------------------------------------------
-    def _finish(self, report: FileReport) -> None:
+    def _finish(self, report: FileReport, etag: str | None) -> None:
         s = self.settings
         if report.status == "accepted":
-            self._move(report.key, lake.archive_key(s, report.key))
+            self._move(report.key, lake.archive_key(s, report.key), etag)
             counters = {
                 "files_validated": 1,
                 "rows_accepted": report.rows_accepted,
@@ -243,7 +265,7 @@ class Validator:
             }
             state = "validated"
         else:
-            self._delete(report.key)
+            self._delete_version(report.key, etag)  # a copy is kept under rejected/
             counters, state = {"files_rejected": 1}, "rejected"
         if ledger.mark_file(self.ddb, s.dynamodb_table_name, report.file_id, state, counters, reason=report.reason):
             metrics.FILES.labels(state).inc()
@@ -258,16 +280,36 @@ class Validator:
                 validated_at=report.validated_at,
             )
             self.sqs.send_message(QueueUrl=self.validated_queue_url, MessageBody=message.model_dump_json())
+        if report.kind in ("songs", "users") and report.dates:
+            self._delete(self._pending_key(report.file_id))
 
-    def _move(self, key: str, target: str) -> None:
-        bucket = self.settings.s3_bucket
+    def _current_etag(self, key: str) -> str | None:
         try:
-            self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
+            return str(self.s3.head_object(Bucket=self.settings.s3_bucket, Key=key)["ETag"]).strip('"')
         except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+            if exc.response["Error"]["Code"] in _MISSING:
+                return None
+            raise
+
+    def _move(self, key: str, target: str, etag: str | None) -> None:
+        """Archive this version of `key`; a newer upload under the same key is left for its own event."""
+        current = self._current_etag(key)
+        if current is None or (etag and current != etag):
+            return  # archived by an earlier delivery, or superseded
+        bucket = self.settings.s3_bucket
+        kwargs = {"CopySourceIfMatch": etag} if etag else {}
+        try:
+            self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key}, **kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in (*_MISSING, "PreconditionFailed", "412"):
                 raise
-            return  # archived by an earlier delivery
-        self._delete(key)
+            return
+        self._delete_version(key, etag)
+
+    def _delete_version(self, key: str, etag: str | None) -> None:
+        current = self._current_etag(key)
+        if current is not None and (not etag or current == etag):
+            self._delete(key)
 
     def _delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.settings.s3_bucket, Key=key)
@@ -282,7 +324,7 @@ class Validator:
         try:
             body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=lake.report_key(self.settings, fid))["Body"]
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if exc.response["Error"]["Code"] in _MISSING:
                 return None
             raise
         return FileReport.model_validate_json(body.read())
@@ -308,69 +350,18 @@ class Validator:
         table = self._read_table(key)
         return None if table is None else table[column].combine_chunks()
 
-    def _upload_quarantine(self, fid: str, quarantine: _Quarantine) -> str | None:
+    def _upload_quarantine(self, fid: str, quarantine: Quarantine) -> str | None:
         quarantine.close()
         if not quarantine.rows:
             return None
         key = f"{lake.rejected_prefix(self.settings, fid)}rows.csv"
         _upload(self.fs, quarantine.path, lake.path(self.settings, key))
+        quarantine.path.unlink()
         return key
 
 
-class _Quarantine:
-    """Rejected rows as CSV (original values, their line and a `reason`), streamed to local disk."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = 0
-        self.counts: dict[str, int] = {}
-        self._writer: pacsv.CSVWriter | None = None
-        self._schema: pa.Schema | None = None
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        if self._writer is None:
-            self._schema = table.schema
-            self._writer = pacsv.CSVWriter(str(self.path), table.schema)
-        for reason, count in zip(*_value_counts(table["reason"]), strict=True):
-            self.counts[reason] = self.counts.get(reason, 0) + count
-        self._writer.write_table(table.select(self._schema.names).cast(self._schema))  # type: ignore[union-attr]
-        self.rows += table.num_rows
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-def _value_counts(values: pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    counts = pc.value_counts(values.combine_chunks())
-    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
-
-
-def _duplicates_as_rejected(dupes: pa.Table) -> pa.Table:
-    text = pc.strftime(dupes["listen_time"], format="%Y-%m-%dT%H:%M:%S.%fZ")
-    return pa.table(
-        {
-            "line": dupes["line"],
-            "user_id": dupes["user_id"],
-            "track_id": dupes["track_id"],
-            "listen_time": text,
-            "reason": pa.array(["duplicate_event"] * dupes.num_rows, pa.string()),
-        }
-    )
-
-
 def _repeats_as_rejected(repeats: pa.Table, id_col: str) -> pa.Table:
-    columns = {name: pc.cast(repeats[name], pa.string()) for name in repeats.schema.names}
-    return pa.table(
-        {
-            "line": pa.nulls(repeats.num_rows, pa.int64()),
-            **columns,
-            "reason": pa.array([f"duplicate_{id_col}"] * repeats.num_rows, pa.string()),
-        }
-    )
+    return repeats.append_column("reason", pa.repeat(f"duplicate_{id_col}", repeats.num_rows))
 
 
 def _upload(fs: Any, local: Path, target: str) -> None:

@@ -45,8 +45,8 @@ _INT = r"^\s*[+]?\d{1,12}(\.0*)?\s*$"
 
 @dataclass(frozen=True)
 class Judged:
-    accepted: pa.Table
-    rejected: pa.Table
+    accepted: pa.Table  # the spec's schema plus `line`
+    rejected: pa.Table  # line, the original columns, reason
 
 
 def _blank(values: pa.Array) -> pa.Array:
@@ -68,11 +68,10 @@ def _reasons(n: int, rules: list[tuple[str, pa.Array]]) -> pa.Array:
 
 def _split(batch: pa.RecordBatch, first_line: int, reason: pa.Array, accepted: pa.Table) -> Judged:
     ok = pc.is_null(reason)
+    lines = pa.array(range(first_line, first_line + batch.num_rows), pa.int64())
     originals = {name: batch.column(name) for name in batch.schema.names}
-    rejected = pa.table(
-        {"line": pa.array(range(first_line, first_line + batch.num_rows), pa.int64()), **originals, "reason": reason}
-    ).filter(pc.invert(ok))
-    return Judged(accepted=accepted.filter(ok), rejected=rejected)
+    rejected = pa.table({"line": lines, **originals, "reason": reason}).filter(pc.invert(ok))
+    return Judged(accepted=accepted.append_column("line", lines).filter(ok), rejected=rejected)
 
 
 def judge_songs(batch: pa.RecordBatch, first_line: int) -> Judged:
@@ -139,10 +138,9 @@ def judge_users(batch: pa.RecordBatch, first_line: int) -> Judged:
 
 
 def first_per_id(table: pa.Table, id_column: str) -> tuple[pa.Table, pa.Array]:
-    """(the first row of each id, a mask of the later repeats) in file order."""
-    indexed = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
-    firsts = indexed.group_by(id_column, use_threads=False).aggregate([("_row", "min")])
-    keep = pc.is_in(indexed["_row"], value_set=firsts["_row_min"])
+    """(the first row of each id, a mask of the later repeats), by the `line` column."""
+    firsts = table.group_by(id_column, use_threads=False).aggregate([("line", "min")])
+    keep = pc.is_in(table["line"], value_set=firsts["line_min"])
     return table.filter(keep), pc.invert(keep)
 
 

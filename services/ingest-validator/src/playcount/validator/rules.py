@@ -18,7 +18,7 @@ EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FUTURE_SLACK = dt.timedelta(days=1)
 
 _TS = (
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
     r"(\.\d{1,6})?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)?$"
 )
 _HAS_OFFSET = r"([Zz]|[+-]\d\d:?\d\d)$"
@@ -36,7 +36,7 @@ class Judged:
 def parse_timestamps(values: pa.Array) -> pa.Array:
     """ISO-ish timestamps to UTC microseconds; null where the text is not a valid timestamp."""
     shaped = pc.match_substring_regex(values, _TS)
-    candidates = pc.if_else(shaped, values, pa.scalar(None, pa.string()))
+    candidates = pc.utf8_upper(pc.if_else(shaped, values, pa.scalar(None, pa.string())))
     with_offset = pc.if_else(
         pc.match_substring_regex(candidates, _HAS_OFFSET),
         candidates,
@@ -45,14 +45,27 @@ def parse_timestamps(values: pa.Array) -> pa.Array:
     try:
         return pc.cast(with_offset, UTC_US)
     except pa.ArrowInvalid:
-        # a well-shaped but impossible date (Feb 30) in the batch: parse row by row
-        out = []
-        for v in with_offset.to_pylist():
-            try:
-                out.append(pc.cast(pa.array([v], pa.string()), UTC_US)[0].as_py() if v is not None else None)
-            except pa.ArrowInvalid:
-                out.append(None)
-        return pa.array(out, UTC_US)
+        # a well-shaped but impossible date (Feb 30) somewhere in the batch: null those, cast the rest
+        real = pc.fill_null(_real_days(with_offset), False)
+        return pc.cast(pc.if_else(real, with_offset, pa.scalar(None, pa.string())), UTC_US)
+
+
+_DAYS_IN_MONTH = pa.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], pa.int32())
+
+
+def _divisible(values: pa.Array, by: int) -> pa.Array:
+    return pc.equal(pc.subtract(values, pc.multiply(pc.divide(values, by), by)), 0)
+
+
+def _real_days(shaped: pa.Array) -> pa.Array:
+    """Whether the day of month exists (the regex already bounds month 1-12 and day 1-31)."""
+    year = pc.cast(pc.utf8_slice_codeunits(shaped, 0, 4), pa.int32())
+    month = pc.cast(pc.utf8_slice_codeunits(shaped, 5, 7), pa.int32())
+    day = pc.cast(pc.utf8_slice_codeunits(shaped, 8, 10), pa.int32())
+    leap = pc.and_(_divisible(year, 4), pc.or_(pc.invert(_divisible(year, 100)), _divisible(year, 400)))
+    feb29 = pc.and_(pc.equal(month, 2), leap)
+    last = pc.add(pc.take(_DAYS_IN_MONTH, pc.subtract(month, 1)), pc.cast(feb29, pa.int32()))
+    return pc.less_equal(day, last)
 
 
 def _missing(values: pa.Array) -> pa.Array:
@@ -91,11 +104,11 @@ def judge_streams(
     if known_tracks is not None:
         rules.append(("unknown_track_id", pc.invert(pc.is_in(track, value_set=known_tracks))))
     else:
-        rules.append(("unknown_track_id", pa.array([True] * n)))
+        rules.append(("unknown_track_id", pa.repeat(True, n)))
     if known_users is not None:
         rules.append(("unknown_user_id", pc.invert(pc.is_in(user, value_set=known_users))))
     else:
-        rules.append(("unknown_user_id", pa.array([True] * n)))
+        rules.append(("unknown_user_id", pa.repeat(True, n)))
 
     reason = pa.nulls(n, pa.string())
     for code, hit in reversed(rules):  # earlier rules win
