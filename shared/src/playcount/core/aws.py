@@ -33,13 +33,14 @@ def _log_unreachable(attempts: int, caught_exception: Exception | None = None, *
         )
 
 
-def client(settings: Settings, service: str) -> Any:
-    """A synchronous boto3 client (thread-safe) for `service`."""
+def client(settings: Settings, service: str, *, retry_mode: str | None = None) -> Any:
+    """A synchronous boto3 client (thread-safe) for `service` (`retry_mode` overrides "adaptive")."""
+    config = _RETRIES if retry_mode is None else _RETRIES.merge(Config(retries={"max_attempts": 8, "mode": retry_mode}))
     c = boto3.client(
         service,
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
-        config=_RETRIES,
+        config=config,
     )
     c.meta.events.register("needs-retry", _log_unreachable)
     return c

@@ -1,35 +1,41 @@
 """Apply one day's KPIs to the table: complete replacement, idempotent, never back in time.
 
-Under the date's lease:
-1. read the date's HEAD; a stored version above ours means we are stale: stop;
-2. read the items stored for the date (its day partition and every genre partition old or new);
-3. in transactions of up to 100 actions, put every item of the result and delete every stored
-   item the result no longer contains; each action is conditioned on the stored item's
-   version being <= ours (puts) or < ours (deletes);
-4. move HEAD and the catalogue entry to our version.
-The same result applied twice writes the same items and deletes nothing.
+1. claim the date (one conditional UpdateItem on its HEAD): take the lease, read what is
+   stored, register the genres about to be written; a replay or an older result stops here;
+2. find the stored keys: the HEAD's manifest when the last apply finished, otherwise (first
+   write by an older writer, or an apply cut short) the date's partitions, queried;
+3. put every item of the result and delete every stored item it no longer contains, in
+   parallel, each write conditioned on the version (`writes`);
+4. put the catalogue entry, then commit: HEAD gets the version and the new manifest and the
+   lease is released, in one conditional write.
+Any failure after step 1 releases the lease but leaves the write-ahead intent, so the next
+apply of the date (a redelivery, or a newer result) re-reads the partitions and removes
+whatever the cut-short apply left behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from playcount.core import keys
-from playcount.core.errors import StaleResult, TransientError
+from playcount.core.errors import StaleResult
 from playcount.core.kpi_items import Item, all_items
 from playcount.core.kpis import DayKpis
-from playcount.writer.lock import date_lease
+from playcount.writer import head
+from playcount.writer.config import WriterOptions
+from playcount.writer.manifest import Key
+from playcount.writer.retry import Backoff
+from playcount.writer.writes import PUT_CONDITION, Tally, Write, write_all
 
-TRANSACTION_LIMIT = 100
 _ser = TypeSerializer()
-_de = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -39,23 +45,19 @@ class Applied:
     written: int
     deleted: int
     requests: int
+    skipped: bool = False  # this exact version was already applied: nothing was written
+    queried: int = 0  # partitions read to find stored keys (0 when the manifest sufficed)
+    retried: int = 0  # writes sent again after throttling or a transient error
+    seconds: float = 0.0
 
 
 def _wire(item: Item) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in item.items()}
 
 
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
-def read_head(ddb: Any, table: str, day: dt.date) -> dict[str, Any] | None:
-    raw = ddb.get_item(TableName=table, Key=_key(keys.day_pk(day), keys.HEAD_SK), ConsistentRead=True).get("Item")
-    return {k: _de.deserialize(v) for k, v in raw.items()} if raw else None
-
-
-def _query_keys(ddb: Any, table: str, pk: str) -> list[tuple[str, str]]:
-    out, start = [], None
+def _query_keys(ddb: Any, table: str, pk: str) -> list[Key]:
+    out: list[Key] = []
+    start = None
     while True:
         kwargs: dict[str, Any] = {
             "TableName": table,
@@ -73,105 +75,106 @@ def _query_keys(ddb: Any, table: str, pk: str) -> list[tuple[str, str]]:
             return out
 
 
-def stored_kpi_keys(ddb: Any, table: str, day: dt.date, genres: set[str]) -> set[tuple[str, str]]:
-    found = set()
-    for pk, sk in _query_keys(ddb, table, keys.day_pk(day)):
-        if sk.startswith((keys.GENRE_RANK_PREFIX, keys.HOUR_PREFIX)):
-            found.add((pk, sk))
-    for genre in genres:
-        found.update(_query_keys(ddb, table, keys.genre_day_pk(genre, day)))
-    return found
+def _is_kpi_key(key: Key) -> bool:
+    """KPI items of a date; HEAD (and the LOCK item of earlier writers) are bookkeeping."""
+    pk, sk = key
+    if pk.startswith("GENRE#"):
+        return True
+    return sk.startswith((keys.GENRE_RANK_PREFIX, keys.HOUR_PREFIX))
 
 
-def _transact(ddb: Any, actions: list[dict[str, Any]]) -> None:
-    for attempt in range(10):
-        try:
-            ddb.transact_write_items(TransactItems=actions)
-            return
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in reasons:
-                raise StaleResult("a newer version was written while applying this one") from exc
-            retryable = code in (
-                "TransactionConflictException",
-                "ProvisionedThroughputExceededException",
-                "ThrottlingException",
-                "RequestLimitExceeded",
-                "InternalServerError",
-            ) or (code == "TransactionCanceledException" and {"TransactionConflict", "ThrottlingError"} & set(reasons))
-            if not retryable or attempt == 9:
-                raise TransientError(f"transaction failed: {code} {reasons}") from exc
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+def stored_keys(
+    ddb: Any, table: str, day: dt.date, prior: head.Prior, new_genres: set[str], pool: Executor
+) -> tuple[set[Key], int]:
+    """The keys of the KPI items stored for `day`, and how many partitions were queried."""
+    if prior.version is None and not prior.interrupted:
+        return set(), 0  # nothing was ever written for this date
+    if prior.manifest is not None and not prior.interrupted:
+        return set(prior.manifest), 0
+    genres = prior.genres | prior.pending_genres | new_genres
+    partitions = [keys.day_pk(day)] + [keys.genre_day_pk(g, day) for g in sorted(genres)]
+    found = {k for part in pool.map(lambda pk: _query_keys(ddb, table, pk), partitions) for k in part}
+    return {k for k in found if _is_kpi_key(k)} | set(prior.manifest or ()), len(partitions)
 
 
-def apply(ddb: Any, table: str, kpis: DayKpis, *, lease_seconds: int, wait_seconds: float) -> Applied:
-    """Make the table hold exactly `kpis` for its date, unless a newer version is already there."""
-    with date_lease(ddb, table, kpis.date, lease_seconds=lease_seconds, wait_seconds=wait_seconds):
-        head = read_head(ddb, table, kpis.date)
-        if head and int(head["version"]) > kpis.version:
-            raise StaleResult(f"{kpis.date}: stored version {head['version']} is newer than {kpis.version}")
-        old_genres = set(head.get("genres", [])) if head else set()
-        new_genres = {g.genre for g in kpis.genres}
-        items = all_items(kpis)
-        desired = {(i["pk"], i["sk"]) for i in items}
-        stale = stored_kpi_keys(ddb, table, kpis.date, old_genres | new_genres) - desired
-        version = {":v": {"N": str(kpis.version)}}
-        actions: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": _wire(item),
-                    "ConditionExpression": "attribute_not_exists(pk) OR version <= :v",
-                    "ExpressionAttributeValues": version,
-                }
-            }
-            for item in items
-        ]
-        actions += [
-            {
-                "Delete": {
-                    "TableName": table,
-                    "Key": _key(pk, sk),
-                    "ConditionExpression": "attribute_not_exists(pk) OR version < :v",
-                    "ExpressionAttributeValues": version,
-                }
-            }
-            for pk, sk in sorted(stale)
-        ]
-        requests = 0
-        for i in range(0, len(actions), TRANSACTION_LIMIT):
-            _transact(ddb, actions[i : i + TRANSACTION_LIMIT])
-            requests += 1
-        bookkeeping = {
-            "version": kpis.version,
-            "computed_at": kpis.computed_at.isoformat(),
-            "date": kpis.date.isoformat(),
-            "events": kpis.events,
-        }
-        if new_genres:
-            bookkeeping["genres"] = sorted(new_genres)
-        _transact(
-            ddb,
-            [
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": _wire({"pk": keys.day_pk(kpis.date), "sk": keys.HEAD_SK, **bookkeeping}),
-                        "ConditionExpression": "attribute_not_exists(pk) OR version <= :v",
-                        "ExpressionAttributeValues": version,
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": _wire(
-                            {"pk": keys.CATALOG_DAYS_PK, "sk": keys.catalog_day_sk(kpis.date), **bookkeeping}
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk) OR version <= :v",
-                        "ExpressionAttributeValues": version,
-                    }
-                },
-            ],
+def _put_catalogue(ddb: Any, table: str, kpis: DayKpis) -> None:
+    item: dict[str, Any] = {
+        "pk": keys.CATALOG_DAYS_PK,
+        "sk": keys.catalog_day_sk(kpis.date),
+        "version": kpis.version,
+        "computed_at": kpis.computed_at.isoformat(),
+        "date": kpis.date.isoformat(),
+        "events": kpis.events,
+    }
+    genres = sorted({g.genre for g in kpis.genres})
+    if genres:
+        item["genres"] = genres
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item=_wire(item),
+            ConditionExpression=PUT_CONDITION,
+            ExpressionAttributeValues={":v": {"N": str(kpis.version)}},
         )
-        return Applied(kpis.date, kpis.version, len(items), len(stale), requests + 1)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise StaleResult(f"{kpis.date}: the catalogue holds a newer version than {kpis.version}") from exc
+        raise
+
+
+def apply(
+    ddb: Any,
+    table: str,
+    kpis: DayKpis,
+    *,
+    lease_seconds: float | None = None,
+    wait_seconds: float | None = None,
+    options: WriterOptions | None = None,
+    pool: Executor | None = None,
+) -> Applied:
+    """Make the table hold exactly `kpis` for its date, unless this or a newer version is there.
+
+    Raises StaleResult (a newer version is stored), TransientError (the date stayed busy, the
+    lease was lost, or writes kept failing transiently), or `keys.KeyError_` (a value that
+    cannot be part of a key: the result can never be applied).
+    """
+    options = options or WriterOptions()
+    if lease_seconds is not None:
+        options = options.replace(lease_seconds=lease_seconds)
+    if wait_seconds is not None:
+        options = options.replace(claim_wait_seconds=wait_seconds)
+    started = time.perf_counter()
+    items = all_items(kpis)  # before the claim: a result with an invalid key never takes the lease
+    desired = {(i["pk"], i["sk"]) for i in items}
+    claim = head.claim(ddb, table, kpis, lease_seconds=options.lease_seconds, wait_seconds=options.claim_wait_seconds)
+    if claim is None:
+        return Applied(kpis.date, kpis.version, 0, 0, 1, skipped=True, seconds=time.perf_counter() - started)
+    with ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(ThreadPoolExecutor(options.parallelism, thread_name_prefix="writer"))
+        try:
+            stored, queried = stored_keys(ddb, table, kpis.date, claim.prior, {g.genre for g in kpis.genres}, pool)
+            writes = [Write((i["pk"], i["sk"]), _wire(i)) for i in items]
+            writes += [Write(key) for key in sorted(stored - desired)]
+            tally: Tally = write_all(
+                ddb, table, kpis.version, writes, pool=pool, backoff=options.backoff(), guard=claim.ensure
+            )
+            claim.ensure()
+            _put_catalogue(ddb, table, kpis)
+            claim.commit(kpis, desired)
+        except BaseException:
+            claim.release()
+            raise
+    return Applied(
+        kpis.date,
+        kpis.version,
+        written=tally.puts,
+        deleted=tally.deletes,
+        requests=claim.requests + queried + tally.requests + 1,
+        queried=queried,
+        retried=tally.retried,
+        seconds=time.perf_counter() - started,
+    )
+
+
+__all__ = ["Applied", "Backoff", "apply", "stored_keys"]

@@ -3,48 +3,70 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
-from playcount.core import ledger, metrics
+from playcount.core import keys, ledger, metrics
 from playcount.core.config import Settings
 from playcount.core.errors import PoisonMessage
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import KpiResultReady
 from playcount.writer.apply import Applied, apply
-from playcount.writer.config import LOCK_LEASE_SECONDS, LOCK_WAIT_SECONDS
+from playcount.writer.config import WriterOptions
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
 class Writer:
+    """Applies results; its thread pool carries the conditional writes of every message in hand."""
+
     settings: Settings
     s3: Any
     ddb: Any
+    options: WriterOptions = field(default_factory=WriterOptions)
+    pool: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(self.options.parallelism, thread_name_prefix="writer")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
     def handle(self, message: KpiResultReady) -> Applied:
+        """Apply the message's result. PoisonMessage if it can never apply; StaleResult if superseded."""
         kpis = self._load(message)
         table = self.settings.dynamodb_table_name
-        applied = apply(self.ddb, table, kpis, lease_seconds=LOCK_LEASE_SECONDS, wait_seconds=LOCK_WAIT_SECONDS)
-        metrics.DATES.labels("writer").inc()
+        try:
+            applied = apply(self.ddb, table, kpis, options=self.options, pool=self.pool)
+        except keys.KeyError_ as exc:
+            raise PoisonMessage(f"result {message.result_key} holds a value that cannot be a key: {exc}") from exc
+        # a replay still marks the state: the first delivery may have died right after applying
         ledger.mark_file(self.ddb, table, f"result-{kpis.date}-v{kpis.version}", "written", {"dates_written": 1})
-        now = dt.datetime.now(dt.UTC)
-        for f in message.files:
-            if f.uploaded_at is not None:
-                lag = (now - f.uploaded_at).total_seconds()
-                metrics.FRESHNESS.observe(lag)
-                ledger.record_freshness(self.ddb, table, lag, f.file_id)
+        if not applied.skipped:
+            metrics.DATES.labels("writer").inc()
+            now = dt.datetime.now(dt.UTC)
+            for f in message.files:
+                if f.uploaded_at is not None:
+                    lag = (now - f.uploaded_at).total_seconds()
+                    metrics.FRESHNESS.observe(lag)
+                    ledger.record_freshness(self.ddb, table, lag, f.file_id)
         log.info(
             "result.applied",
             date=str(applied.date),
             version=applied.version,
+            skipped=applied.skipped,
             written=applied.written,
             deleted=applied.deleted,
             requests=applied.requests,
+            queried=applied.queried,
+            retried=applied.retried,
+            seconds=round(applied.seconds, 3),
         )
         return applied
 
@@ -55,7 +77,10 @@ class Writer:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 raise PoisonMessage(f"result object {message.result_key} does not exist") from exc
             raise
-        kpis = DayKpis.model_validate_json(body)
+        try:
+            kpis = DayKpis.model_validate_json(body)
+        except ValidationError as exc:
+            raise PoisonMessage(f"result object {message.result_key} is not a day's KPIs") from exc
         if kpis.date != message.date or kpis.version != message.version:
             raise PoisonMessage(f"result object {message.result_key} does not match its message")
         return kpis

@@ -13,20 +13,32 @@ from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import KpiResultReady, parse_model
 from playcount.core.resources import RESULTS
 from playcount.core.worker import run_worker
+from playcount.writer.config import WriterOptions, dynamodb_client
 from playcount.writer.handler import Writer
 
 SERVICE = "dynamo-writer"
+MESSAGES_AT_ONCE = 4
 
 
 @asynccontextmanager
-async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
-    writer = Writer(settings=settings, s3=aws.client(settings, "s3"), ddb=aws.client(settings, "dynamodb"))
+async def handler_factory(
+    settings: Settings, session: Any, options: WriterOptions | None = None
+) -> AsyncIterator[BatchHandler]:
+    writer = Writer(
+        settings=settings,
+        s3=aws.client(settings, "s3"),
+        ddb=dynamodb_client(settings),
+        options=options or WriterOptions(),
+    )
 
     async def handle(message: SqsMessage) -> None:
         result = parse_model(KpiResultReady, message.body)
         await asyncio.to_thread(writer.handle, result)
 
-    yield per_message(handle, concurrency=4)
+    try:
+        yield per_message(handle, concurrency=MESSAGES_AT_ONCE)
+    finally:
+        writer.close()
 
 
 def run() -> None:
