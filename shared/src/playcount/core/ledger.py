@@ -11,9 +11,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from botocore.exceptions import ClientError
 
 from playcount.core import keys
+
+log = structlog.get_logger(__name__)
 
 COUNTERS = (
     "files_received",
@@ -102,6 +105,11 @@ def read_counters(ddb: Any, table: str) -> dict[str, int]:
 
 
 def record_freshness(ddb: Any, table: str, lag_seconds: float, file_id: str) -> None:
+    """Keep the latest upload-to-queryable lag, and log it as `freshness.recorded`.
+
+    The log event is a contract: infra/playcount.yaml turns it into the FreshnessLagSeconds
+    CloudWatch metric (a metric filter on `event` and `lag_seconds`).
+    """
     ddb.put_item(
         TableName=table,
         Item={
@@ -112,6 +120,7 @@ def record_freshness(ddb: Any, table: str, lag_seconds: float, file_id: str) -> 
             "at": {"S": dt.datetime.now(dt.UTC).isoformat()},
         },
     )
+    log.info("freshness.recorded", lag_seconds=round(lag_seconds, 3), file_id=file_id)
 
 
 def add_counters(ddb: Any, table: str, counters: dict[str, int]) -> None:

@@ -1,0 +1,228 @@
+"""infra/playcount.yaml: cfn-lint, and the properties production relies on, read from the template.
+
+cfn-lint checks the template against CloudFormation's schemas (Fargate cpu/memory pairs,
+references, property types). The tests below check what a schema cannot: least privilege per
+task role along the pipeline, scaling on each worker's own queue, alarms on every DLQ, and a
+freshness metric filter that matches the log event the writer really emits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from playcount.core.config import Settings
+from tests.deploy.sources import ROOT, SERVICES, TEMPLATE, template, tool
+
+CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+ROLE_OF = {  # ECS service name -> (queue resource it consumes, queue resource it sends to)
+    "ingest-validator": ("S3EventsQueue", "ValidatedQueue"),
+    "kpi-spark-runner": ("ValidatedQueue", "ResultsQueue"),
+    "dynamo-writer": ("ResultsQueue", None),
+    "query-api": (None, None),
+}
+
+
+@pytest.fixture(scope="module")
+def cfn() -> dict[str, Any]:
+    return template()
+
+
+def _of_type(t: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in t["Resources"].items() if v["Type"] == kind}
+
+
+def _ref_name(value: Any) -> str | None:
+    """The logical id a Ref or GetAtt points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for policy in role["Properties"].get("Policies", []):
+        out += policy["PolicyDocument"]["Statement"]
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _task_roles(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """ECS service name -> its task role resource."""
+    out = {}
+    for svc in _of_type(t, "AWS::ECS::Service").values():
+        task = t["Resources"][_ref_name(svc["Properties"]["TaskDefinition"])]
+        out[svc["Properties"]["ServiceName"]] = t["Resources"][_ref_name(task["Properties"]["TaskRoleArn"])]
+    return out
+
+
+def test_cfn_lint_passes() -> None:
+    exe = tool("cfn-lint")
+    assert exe, "cfn-lint is part of the dev dependencies"
+    templates = sorted(str(p) for p in (ROOT / "infra").glob("*.yaml"))
+    assert str(TEMPLATE) in templates
+    result = subprocess.run([exe, *templates], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_four_fargate_services_each_with_its_own_task_role(cfn: dict[str, Any]) -> None:
+    services = _of_type(cfn, "AWS::ECS::Service")
+    assert {s["Properties"]["ServiceName"] for s in services.values()} == set(SERVICES)
+    assert all(s["Properties"]["LaunchType"] == "FARGATE" for s in services.values())
+    roles = [
+        _ref_name(cfn["Resources"][_ref_name(s["Properties"]["TaskDefinition"])]["Properties"]["TaskRoleArn"])
+        for s in services.values()
+    ]
+    assert len(set(roles)) == 4
+
+
+def test_no_task_role_grants_wildcard_actions_or_resources(cfn: dict[str, Any]) -> None:
+    for name, role in _task_roles(cfn).items():
+        assert not role["Properties"].get("ManagedPolicyArns"), f"{name}: managed policies are too broad"
+        for st in _statements(role):
+            assert st["Effect"] == "Allow"
+            for action in _as_list(st["Action"]):
+                assert "*" not in action, f"{name}: {action}"
+            for resource in _as_list(st["Resource"]):
+                assert resource != "*", f"{name}: Resource *"
+
+
+def test_each_role_consumes_and_sends_only_along_the_pipeline(cfn: dict[str, Any]) -> None:
+    for name, role in _task_roles(cfn).items():
+        consumes, sends = ROLE_OF[name]
+        consumed, sent = set(), set()
+        for st in _statements(role):
+            actions = set(_as_list(st["Action"]))
+            targets = {_ref_name(r) for r in _as_list(st["Resource"])}
+            if actions & CONSUME:
+                consumed |= targets
+            if "sqs:SendMessage" in actions:
+                sent |= targets
+        assert consumed == ({consumes} if consumes else set()), name
+        assert sent == ({sends} if sends else set()), name
+
+
+def test_only_the_writer_replaces_kpi_items_and_the_api_writes_nothing(cfn: dict[str, Any]) -> None:
+    for name, role in _task_roles(cfn).items():
+        actions = {a for st in _statements(role) for a in _as_list(st["Action"])}
+        if name != "dynamo-writer":
+            assert not actions & {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, name
+        if name == "query-api":
+            writes = {a for a in actions if re.search(r":(Put|Update|Delete|BatchWrite|Send|Abort)", a)}
+            assert not writes, f"query-api may write: {writes}"
+
+
+def test_every_worker_scales_on_its_own_queue(cfn: dict[str, Any]) -> None:
+    services = {k: v["Properties"]["ServiceName"] for k, v in _of_type(cfn, "AWS::ECS::Service").items()}
+    targets = {}
+    for logical, target in _of_type(cfn, "AWS::ApplicationAutoScaling::ScalableTarget").items():
+        service = re.search(r"\$\{(\w+)\.Name\}", target["Properties"]["ResourceId"]["Fn::Sub"])
+        assert service
+        targets[logical] = services[service.group(1)]
+    policies = {
+        k: targets[_ref_name(v["Properties"]["ScalingTargetId"])]
+        for k, v in _of_type(cfn, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
+    }
+    scaled_on: dict[str, set[str]] = {}
+    for alarm in _of_type(cfn, "AWS::CloudWatch::Alarm").values():
+        p = alarm["Properties"]
+        for action in p.get("AlarmActions", []):
+            if _ref_name(action) in policies and p.get("MetricName") == "ApproximateNumberOfMessagesVisible":
+                queue = _ref_name(p["Dimensions"][0]["Value"])
+                scaled_on.setdefault(policies[_ref_name(action)], set()).add(str(queue))
+    for service, (consumes, _) in ROLE_OF.items():
+        if consumes:
+            assert scaled_on.get(service) == {consumes}, service
+
+
+def test_every_dlq_has_an_alarm_to_the_alarm_topic(cfn: dict[str, Any]) -> None:
+    dlqs = {k for k, v in _of_type(cfn, "AWS::SQS::Queue").items() if "RedrivePolicy" not in v["Properties"]}
+    alarmed = set()
+    for alarm in _of_type(cfn, "AWS::CloudWatch::Alarm").values():
+        p = alarm["Properties"]
+        if p.get("MetricName") == "ApproximateNumberOfMessagesVisible" and p.get("Dimensions"):
+            queue = _ref_name(p["Dimensions"][0]["Value"])
+            if queue in dlqs and [_ref_name(a) for a in p["AlarmActions"]] == ["AlarmTopic"]:
+                assert p["Threshold"] == 1 and p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+                alarmed.add(queue)
+    assert dlqs and alarmed == dlqs
+
+
+def test_table_is_on_demand_with_point_in_time_recovery_and_bucket_is_encrypted_and_versioned(
+    cfn: dict[str, Any],
+) -> None:
+    (table,) = _of_type(cfn, "AWS::DynamoDB::Table").values()
+    assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    (bucket,) = _of_type(cfn, "AWS::S3::Bucket").values()
+    assert bucket["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert table["DeletionPolicy"] == bucket["DeletionPolicy"] == "Retain"
+
+
+def test_api_sits_behind_the_load_balancer(cfn: dict[str, Any]) -> None:
+    (api,) = [s for s in _of_type(cfn, "AWS::ECS::Service").values() if s["Properties"]["ServiceName"] == "query-api"]
+    (lb,) = api["Properties"]["LoadBalancers"]
+    task = cfn["Resources"][_ref_name(api["Properties"]["TaskDefinition"])]
+    env = {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    assert lb["ContainerPort"] == int(env["API_PORT"])
+    group = cfn["Resources"][_ref_name(lb["TargetGroupArn"])]["Properties"]
+    assert group["Port"] == lb["ContainerPort"] and group["HealthCheckPath"] == "/health"
+
+
+def test_container_health_checks_run_the_image_health_module(cfn: dict[str, Any]) -> None:
+    for task in _of_type(cfn, "AWS::ECS::TaskDefinition").values():
+        for c in task["Properties"]["ContainerDefinitions"]:
+            assert c["HealthCheck"]["Command"][:4] == ["CMD", "python", "-m", "playcount.core.health"], c["Name"]
+            assert c["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def _filter_matches(pattern: str, event: dict[str, Any]) -> bool:
+    """CloudWatch Logs JSON filter patterns of the form `{ $.a = "x" && $.b = "y" }`."""
+    terms = re.findall(r'\$\.(\w+)\s*=\s*"([^"]*)"', pattern)
+    assert terms, f"unsupported filter pattern {pattern!r}"
+    return all(str(event.get(field)) == value for field, value in terms)
+
+
+def test_freshness_metric_filter_matches_the_event_the_writer_logs(cfn: dict[str, Any], settings: Settings) -> None:
+    """GIVEN a process logging as the writer's container does (LOG_FORMAT=json) WHEN it records a
+    freshness lag (real call, real table) THEN the metric filter picks the line and its value."""
+    (mf,) = _of_type(cfn, "AWS::Logs::MetricFilter").values()
+    assert _ref_name(mf["Properties"]["LogGroupName"]) == "WriterLogGroup"
+    (transform,) = mf["Properties"]["MetricTransformations"]
+    script = (
+        "import boto3, os\n"
+        "from playcount.core import ledger, logs\n"
+        "logs.configure('INFO', 'json', service='dynamo-writer')\n"
+        "ddb = boto3.client('dynamodb', endpoint_url=os.environ['AWS_ENDPOINT_URL'], region_name='us-east-1')\n"
+        "ledger.record_freshness(ddb, os.environ['DYNAMODB_TABLE_NAME'], 12.3456, 'file-1')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    (event,) = [e for e in lines if _filter_matches(mf["Properties"]["FilterPattern"], e)]
+    assert event[transform["MetricValue"].removeprefix("$.")] == pytest.approx(12.346)
+    alarms = [
+        a["Properties"]
+        for a in _of_type(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == transform["MetricName"]
+    ]
+    assert alarms and alarms[0]["Threshold"] == {"Ref": "FreshnessLagAlarmSeconds"}
