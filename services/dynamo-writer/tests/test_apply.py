@@ -10,7 +10,7 @@ from decimal import Decimal
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
-from writer_fixtures import DAY, assert_holds_exactly, expected, kpi_items_of, make_day, scan
+from writer_fixtures import DAY, assert_holds_exactly, expected, kpi_items_of, make_day, scan, versions
 
 from playcount.core import aws
 from playcount.core.errors import StaleResult, TransientError
@@ -104,28 +104,11 @@ def test_a_day_left_with_nothing_is_emptied(ddb, table):
     assert scan(ddb, table)[("CATALOG#DAYS", "DATE#2025-06-24")]["events"] == 0
 
 
-def _versions(day: dt.date, n: int, seed: int) -> list:
-    """n results of one date whose genres and songs all differ, so any mix-up shows."""
-    rng = random.Random(seed)
-    names = ["rock", "pop", "jazz", "folk", "metal", "soul", "punk", "disco"]
-    out = []
-    for v in range(1, n + 1):
-        genres = rng.sample(names, rng.randint(1, 5))
-        out.append(
-            make_day(
-                day,
-                v * 10,
-                {g: (rng.randint(1, 500), [f"{g}{v}t{i}" for i in range(rng.randint(1, 3))]) for g in genres},
-            )
-        )
-    return out
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_shuffled_deliveries_end_on_the_newest_version(ddb, table, seed):
     # GIVEN six versions of a date, each with different genres and songs, and duplicates
     day = DAY + dt.timedelta(days=seed)
-    results = _versions(day, 6, seed)
+    results = versions(day, 6, seed)
     deliveries = results + random.Random(seed).sample(results, 3)
     random.Random(seed * 7).shuffle(deliveries)
 
@@ -146,7 +129,7 @@ def test_shuffled_deliveries_end_on_the_newest_version(ddb, table, seed):
 def test_concurrent_writers_end_on_the_newest_version(settings, table):
     # GIVEN two dates with six versions each, every result delivered twice, shuffled
     days = [DAY, DAY + dt.timedelta(days=1)]
-    results = {d: _versions(d, 6, seed=i + 10) for i, d in enumerate(days)}
+    results = {d: versions(d, 6, seed=i + 10) for i, d in enumerate(days)}
     deliveries = [k for rs in results.values() for k in rs] * 2
     random.Random(5).shuffle(deliveries)
     lock = threading.Lock()

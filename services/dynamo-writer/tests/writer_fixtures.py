@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -66,6 +67,23 @@ def make_day(day: dt.date, version: int, shape: Shape, hours: int = 24) -> DayKp
             for h in range(hours)
         ],
     )
+
+
+def versions(day: dt.date, n: int, seed: int) -> list[DayKpis]:
+    """n results of one date whose genres and songs all differ, so any mix-up shows."""
+    rng = random.Random(seed)
+    names = ["rock", "pop", "jazz", "folk", "metal", "soul", "punk", "disco"]
+    out = []
+    for v in range(1, n + 1):
+        genres = rng.sample(names, rng.randint(1, 5))
+        out.append(
+            make_day(
+                day,
+                v * 10,
+                {g: (rng.randint(1, 500), [f"{g}{v}t{i}" for i in range(rng.randint(1, 3))]) for g in genres},
+            )
+        )
+    return out
 
 
 def expected(kpis: DayKpis) -> dict[tuple[str, str], dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ class Writer:
                     ledger.record_freshness(self.ddb, table, lag, f.file_id)
         log.info(
             "result.applied",
+            pid=os.getpid(),  # which of several competing writer processes applied it
             date=str(applied.date),
             version=applied.version,
             skipped=applied.skipped,

@@ -13,30 +13,28 @@ from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import KpiResultReady, parse_model
 from playcount.core.resources import RESULTS
 from playcount.core.worker import run_worker
-from playcount.writer.config import WriterOptions, dynamodb_client
+from playcount.writer.config import dynamodb_client
 from playcount.writer.handler import Writer
 
 SERVICE = "dynamo-writer"
 MESSAGES_AT_ONCE = 4
 
 
-@asynccontextmanager
-async def handler_factory(
-    settings: Settings, session: Any, options: WriterOptions | None = None
-) -> AsyncIterator[BatchHandler]:
-    writer = Writer(
-        settings=settings,
-        s3=aws.client(settings, "s3"),
-        ddb=dynamodb_client(settings),
-        options=options or WriterOptions(),
-    )
+def batch_handler(writer: Writer) -> BatchHandler:
+    """Each message of a batch parsed, then applied in a thread; up to MESSAGES_AT_ONCE at once."""
 
     async def handle(message: SqsMessage) -> None:
         result = parse_model(KpiResultReady, message.body)
         await asyncio.to_thread(writer.handle, result)
 
+    return per_message(handle, concurrency=MESSAGES_AT_ONCE)
+
+
+@asynccontextmanager
+async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+    writer = Writer(settings=settings, s3=aws.client(settings, "s3"), ddb=dynamodb_client(settings))
     try:
-        yield per_message(handle, concurrency=MESSAGES_AT_ONCE)
+        yield batch_handler(writer)
     finally:
         writer.close()
 

@@ -1,0 +1,178 @@
+"""The writer as a service: competing processes on one queue, the DLQ, and the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+from contextlib import asynccontextmanager
+
+from writer_fixtures import (
+    DAY,
+    Throttle,
+    assert_holds_exactly,
+    client_without_retries,
+    kpi_items_of,
+    make_day,
+    scan,
+    versions,
+)
+
+from playcount.cli.sandbox import sandbox_settings
+from playcount.core import aws, dlq, lake, ledger
+from playcount.core.bootstrap import bootstrap
+from playcount.core.messages import KpiResultReady, SourceFile
+from playcount.core.pipeline import queue_depths
+from playcount.core.resources import RESULTS, resources
+from playcount.core.worker import consume
+from playcount.writer.config import WriterOptions
+from playcount.writer.handler import Writer
+from playcount.writer.main import SERVICE, batch_handler
+from tests.helpers import wait_for
+
+
+def _results_url(settings, sqs):
+    return aws.queue_url(sqs, resources(settings).queue(RESULTS).name)
+
+
+def _message(settings, kpis, uploaded_at=None) -> KpiResultReady:
+    return KpiResultReady(
+        date=kpis.date,
+        version=kpis.version,
+        result_key=lake.result_key(settings, kpis.date, kpis.version),
+        computed_at=kpis.computed_at,
+        files=[SourceFile(file_id=f"f{kpis.version}", uploaded_at=uploaded_at)],
+    )
+
+
+def _store(settings, s3, kpis) -> KpiResultReady:
+    """What the runner does before announcing a result: the result object in S3."""
+    message = _message(settings, kpis)
+    s3.put_object(Bucket=settings.s3_bucket, Key=message.result_key, Body=kpis.model_dump_json().encode())
+    return message
+
+
+def _results_drained(settings) -> bool:
+    """Nothing visible, in flight or delayed on the results queue (upstream queues are not ours:
+    with no validator running, S3's test event stays on the s3-events queue)."""
+    name = resources(settings).queue(RESULTS).name
+    return next(q for q in queue_depths(settings) if q.name == name).empty
+
+
+def _applied_by(log_file) -> set[int]:
+    pids = set()
+    for line in log_file.read_text().splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == "result.applied" and not event.get("skipped"):
+                pids.add(event["pid"])
+    return pids
+
+
+def test_competing_writer_processes_end_on_the_newest_version_of_every_date(settings, stack, tmp_path):
+    # GIVEN three writer processes consuming the same results queue
+    for _ in range(3):
+        stack(settings, services=("dynamo-writer",))
+    log_file = tmp_path / "logs" / "dynamo-writer.log"
+    wait_for(lambda: log_file.exists() and log_file.read_text().count('"consumer.start"') == 3, timeout=60)
+
+    # WHEN five versions of three dates are announced, each twice, in a shuffled order
+    s3, sqs = aws.client(settings, "s3"), aws.client(settings, "sqs")
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    results = {d: versions(d, 5, seed=20 + i) for i, d in enumerate(days)}
+    messages = [_store(settings, s3, k) for rs in results.values() for k in rs] * 2
+    random.Random(8).shuffle(messages)
+    url = _results_url(settings, sqs)
+    for m in messages:
+        sqs.send_message(QueueUrl=url, MessageBody=m.model_dump_json())
+    wait_for(lambda: _results_drained(settings), timeout=120, what="the results queue to drain")
+
+    # THEN every date holds exactly its newest version, nothing was dead-lettered, no lease is
+    # left, and the work was shared by several processes
+    ddb = aws.client(settings, "dynamodb")
+    for d in days:
+        assert_holds_exactly(ddb, settings.dynamodb_table_name, results[d][-1])
+        head = scan(ddb, settings.dynamodb_table_name)[(f"DATE#{d.isoformat()}", "HEAD")]
+        assert head["version"] == results[d][-1].version and "lease_owner" not in head
+    assert dlq.depth(settings, RESULTS) == 0
+    assert len(_applied_by(log_file)) >= 2
+
+
+def test_results_that_can_never_apply_end_in_the_dlq(settings, stack):
+    # GIVEN a writer process
+    stack(settings, services=("dynamo-writer",))
+    s3, sqs = aws.client(settings, "s3"), aws.client(settings, "sqs")
+    url = _results_url(settings, sqs)
+
+    # WHEN it gets a message whose result object is missing, one whose result has a genre
+    # that cannot be part of a key, and a body that is not a message at all
+    missing = _message(settings, make_day(DAY, 1, {"rock": (3, ["a"])}))
+    bad = _store(settings, s3, make_day(DAY, 2, {"rock#DATE#2025-06-25": (3, ["a"])}))
+    for body in (missing.model_dump_json(), bad.model_dump_json(), "{not json"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    # THEN after the redrive count, all three are in the DLQ and nothing was written
+    wait_for(lambda: dlq.depth(settings, RESULTS) == 3, timeout=90, what="three dead letters")
+    assert _results_drained(settings)
+    assert kpi_items_of(aws.client(settings, "dynamodb"), settings.dynamodb_table_name, DAY) == {}
+
+
+async def test_a_message_throttled_on_every_delivery_ends_in_the_dlq(emulator, tmp_path):
+    # GIVEN a results queue that dead-letters after 2 receives, and a writer whose every
+    # DynamoDB write is throttled (injected by a botocore hook: the emulator never throttles)
+    settings = sandbox_settings(emulator, tmp_path, sqs_max_receive_count=2)
+    bootstrap(settings)
+    throttle = Throttle(lambda n: True)
+    options = WriterOptions(retry_rounds=1, backoff_base_seconds=0.01)
+
+    @asynccontextmanager
+    async def factory(settings, session):
+        ddb = throttle.install(client_without_retries(settings))
+        writer = Writer(settings=settings, s3=aws.client(settings, "s3"), ddb=ddb, options=options)
+        try:
+            yield batch_handler(writer)
+        finally:
+            writer.close()
+
+    s3, sqs = aws.client(settings, "s3"), aws.client(settings, "sqs")
+    message = _store(settings, s3, make_day(DAY, 1, {"rock": (3, ["a"])}))
+    sqs.send_message(QueueUrl=_results_url(settings, sqs), MessageBody=message.model_dump_json())
+
+    # WHEN the real consumer loop runs the writer
+    stop = asyncio.Event()
+    loop = asyncio.create_task(consume(settings, SERVICE, RESULTS, factory, stop=stop))
+    try:
+        for _ in range(300):
+            if dlq.depth(settings, RESULTS) == 1:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await loop
+
+    # THEN each delivery failed after its retry round, and SQS dead-lettered the message
+    assert dlq.depth(settings, RESULTS) == 1
+    assert throttle.refused >= 2 * 2  # two deliveries, each the first try and one round
+    assert _results_drained(settings)
+
+
+def test_a_replayed_message_is_counted_once(settings):
+    # GIVEN a result announced with the upload time of its file
+    s3 = aws.client(settings, "s3")
+    kpis = make_day(DAY, 4, {"rock": (3, ["a", "b"])})
+    _store(settings, s3, kpis)
+    message = _message(settings, kpis, uploaded_at=dt.datetime.now(dt.UTC))
+    writer = Writer(settings=settings, s3=s3, ddb=aws.client(settings, "dynamodb"))
+
+    # WHEN the message is handled twice
+    try:
+        first, second = writer.handle(message), writer.handle(message)
+    finally:
+        writer.close()
+
+    # THEN the date was written once and counted once
+    ddb = aws.client(settings, "dynamodb")
+    assert not first.skipped and second.skipped
+    assert ledger.read_counters(ddb, settings.dynamodb_table_name)["dates_written"] == 1
+    assert_holds_exactly(ddb, settings.dynamodb_table_name, kpis)
