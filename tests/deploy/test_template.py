@@ -48,10 +48,22 @@ def _ref_name(value: Any) -> str | None:
     return None
 
 
-def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+def _statements(role: dict[str, Any], api_key: bool = False) -> list[dict[str, Any]]:
+    """The role's statements as deployed with (or without) ApiKeySecretArn: Fn::If resolved."""
+
+    def pick(item: Any) -> Any:
+        if isinstance(item, dict) and "Fn::If" in item:
+            condition, yes, no = item["Fn::If"]
+            assert condition == "HasApiKey", condition
+            return yes if api_key else no
+        return item
+
     out = []
     for policy in role["Properties"].get("Policies", []):
-        out += policy["PolicyDocument"]["Statement"]
+        for st in policy["PolicyDocument"]["Statement"]:
+            st = pick(st)
+            if st != {"Ref": "AWS::NoValue"}:
+                out.append(st)
     return out
 
 
@@ -114,14 +126,33 @@ def test_each_role_consumes_and_sends_only_along_the_pipeline(cfn: dict[str, Any
         assert sent == ({sends} if sends else set()), name
 
 
-def test_only_the_writer_replaces_kpi_items_and_the_api_writes_nothing(cfn: dict[str, Any]) -> None:
+@pytest.mark.parametrize("api_key", [False, True], ids=["no-api-key", "api-key"])
+def test_only_the_writer_replaces_kpi_items_and_the_api_writes_no_data(cfn: dict[str, Any], api_key: bool) -> None:
     for name, role in _task_roles(cfn).items():
-        actions = {a for st in _statements(role) for a in _as_list(st["Action"])}
+        actions = {a for st in _statements(role, api_key) for a in _as_list(st["Action"])}
         if name != "dynamo-writer":
-            assert not actions & {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}, name
+            assert "dynamodb:DeleteItem" not in actions, name
         if name == "query-api":
-            writes = {a for a in actions if re.search(r":(Put|Update|Delete|BatchWrite|Send|Abort)", a)}
-            assert not writes, f"query-api may write: {writes}"
+            writes = {a for a in actions if re.search(r"^(s3|dynamodb):(Put|Update|Delete|BatchWrite|Abort)", a)}
+            assert not writes, f"query-api may write data: {writes}"
+
+
+def test_api_touches_messages_only_with_an_api_key_and_only_dead_letters_back_to_their_queue(
+    cfn: dict[str, Any],
+) -> None:
+    role = _task_roles(cfn)["query-api"]
+    message_actions = CONSUME | {"sqs:SendMessage"}
+    assert not {a for st in _statements(role) for a in _as_list(st["Action"])} & message_actions
+    queues = {k: v["Properties"] for k, v in _of_type(cfn, "AWS::SQS::Queue").items()}
+    dlqs = {k for k, q in queues.items() if "RedrivePolicy" not in q}
+    sources = {k for k, q in queues.items() if "RedrivePolicy" in q}
+    for st in _statements(role, api_key=True):
+        actions = set(_as_list(st["Action"]))
+        targets = {_ref_name(r) for r in _as_list(st["Resource"])}
+        if actions & CONSUME:
+            assert targets == dlqs, st["Sid"]
+        if "sqs:SendMessage" in actions:
+            assert targets == sources, st["Sid"]
 
 
 def test_every_worker_scales_on_its_own_queue(cfn: dict[str, Any]) -> None:
