@@ -45,6 +45,11 @@ class Bucket:
         etag = self.s3.put_object(Bucket=self.name, Key=key, Body=data)["ETag"].strip('"')
         return S3ObjectRef(bucket=self.name, key=key, etag=etag, size=len(data))
 
+    def metadata(self) -> list[S3ObjectRef]:
+        """Upload the test songs (t1..t3) and users (u1..u3); not judged yet."""
+        s = self.settings
+        return [self.put(f"{s.songs_prefix}songs.csv", SONGS), self.put(f"{s.users_prefix}users.csv", USERS)]
+
     def stream(self, name: str, body: bytes | str) -> S3ObjectRef:
         return self.put(f"{self.settings.s3_raw_data_prefix}{name}", body)
 
@@ -107,9 +112,8 @@ def validator(settings: Settings) -> Validator:
 @pytest.fixture
 def known(validator: Validator, bucket: Bucket) -> Callable[..., FileReport]:
     """Songs t1..t3 and users u1..u3 validated; returns a function to judge a stream body."""
-    s = bucket.settings
-    for key, body in ((f"{s.songs_prefix}songs.csv", SONGS), (f"{s.users_prefix}users.csv", USERS)):
-        report = validator.handle(bucket.put(key, body))
+    for ref in bucket.metadata():
+        report = validator.handle(ref)
         assert report is not None and report.status == "accepted"
 
     def judge(body: bytes | str, name: str = "file.csv") -> FileReport:
