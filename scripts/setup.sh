@@ -24,6 +24,7 @@ fi
 if [ "${1:-}" = "test" ]; then
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || apt_install chromium chromium-driver || true
   command -v docker-compose >/dev/null || apt_install docker-compose || true
+  command -v promtool >/dev/null || apt_install prometheus || true
 fi
 
 if ! command -v uv >/dev/null || [ "$(uv --version | awk '{print $2}')" != "$UV_VERSION" ]; then
