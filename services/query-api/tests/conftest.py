@@ -149,3 +149,10 @@ def serve() -> Iterator[Callable[..., Served]]:
     """A factory: `serve(settings, history=None)` starts an API, stopped after the test."""
     with contextlib.ExitStack() as stack:
         yield lambda settings, history=None: stack.enter_context(served(settings, history))
+
+
+@pytest.fixture(scope="session")
+def serve_for_session() -> Iterator[Callable[..., Served]]:
+    """Like `serve`, for module- or session-scoped fixtures: stopped at the end of the session."""
+    with contextlib.ExitStack() as stack:
+        yield lambda settings, history=None: stack.enter_context(served(settings, history))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -28,6 +30,23 @@ CLIENT_CONFIG = Config(
     read_timeout=5,
     max_pool_connections=64,
 )
+
+
+def document_open_reads(app: FastAPI, settings: Settings) -> None:
+    """While API_READ_KEY is unset the key is optional on reads: say so in the schema (`{}` = none)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            if settings.api_read_key is None:
+                for path, item in schema["paths"].items():
+                    for operation in item.values():
+                        if "security" in operation and not path.startswith("/ops/"):
+                            operation["security"] = [{}, *operation["security"]]
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None, *, history: History | None = None) -> FastAPI:
@@ -62,6 +81,7 @@ def create_app(settings: Settings | None = None, *, history: History | None = No
     app.state.settings = settings
     app.state.cache = TtlCache(settings.api_cache_seconds)
     app.state.history = history or History()
+    app.state.replay_lock = asyncio.Lock()
     app.add_middleware(Telemetry)
     errors.install(app)
     app.include_router(kpis.router)
@@ -69,4 +89,5 @@ def create_app(settings: Settings | None = None, *, history: History | None = No
     app.include_router(admin.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    document_open_reads(app, settings)
     return app

@@ -14,7 +14,7 @@ from playcount.api.deps import AdminAccess, SettingsDep
 from playcount.api.errors import COMMON_ERRORS
 from playcount.api.models import ErrorResponse, RedriveResponse
 from playcount.api.params import StagePath
-from playcount.core import dlq
+from playcount.core import dlq, replay
 
 router = APIRouter(
     prefix="/ops",
@@ -45,3 +45,13 @@ async def dlq_redrive(
     """Move the stage's dead letters back to its queue, after the cause is fixed (at least once)."""
     moved = await asyncio.to_thread(dlq.redrive, settings, stage, max_messages, request.app.state.sqs)
     return RedriveResponse(stage=stage, moved=moved)
+
+
+@router.post("/quarantine/replay", response_model=replay.ReplayResult)
+async def quarantine_replay(settings: SettingsDep, request: Request) -> replay.ReplayResult:
+    """Send quarantined unknown-id rows that current metadata now knows through the pipeline again.
+
+    One replay at a time per API process; a replay is idempotent (see `playcount.core.replay`).
+    """
+    async with request.app.state.replay_lock:
+        return await asyncio.to_thread(replay.replay_quarantine, settings)

@@ -1,0 +1,55 @@
+"""The OpenAPI schema, fuzzed by schemathesis against a live API over real data: no 5xx, ever.
+
+Every operation gets generated requests, valid and invalid (bad dates, hostile genres, odd
+headers), and each response is checked against the schema: its status is documented, its body
+conforms, and it is never a server error. Operations run with API_KEY set and sent, so the
+admin endpoints are exercised too (on empty DLQs).
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+
+ADMIN_KEY = "schema-admin-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def fuzzed_api(shared_written, serve_for_session):
+    return serve_for_session(shared_written.settings.model_copy(update={"api_key": ADMIN_KEY})).url
+
+
+def _fuzz(operation, mode: GenerationMode, base_url: str, examples: int) -> None:
+    # valid requests carry the real key, so admin operations run; invalid ones are left as
+    # generated (a missing or wrong key is part of what makes them invalid)
+    headers = {"X-API-Key": ADMIN_KEY} if mode is GenerationMode.POSITIVE else None
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def run(case):
+        case.call_and_validate(base_url=base_url, headers=headers, timeout=30)
+
+    try:
+        run()
+    except Unsatisfiable:
+        assert mode is GenerationMode.NEGATIVE  # an operation without parameters has no invalid request
+
+
+def test_no_server_error_and_responses_match_the_schema(fuzzed_api):
+    # (schemathesis' own pytest fixtures do not run under pytest 9 yet: its API is driven directly)
+    schema = schemathesis.openapi.from_url(f"{fuzzed_api}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 14
+    failures = []
+    for operation in operations:
+        # the DLQ endpoints long-poll SQS for a second per call: fewer examples there
+        examples = 8 if operation.path.startswith("/ops/") else 40
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            try:
+                _fuzz(operation, mode, fuzzed_api, examples)
+            except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failures, report all
+                failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}")
+    assert not failures, "\n\n".join(failures)
