@@ -9,6 +9,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from writer_fixtures import DAY, assert_holds_exactly, kpi_items_of, make_day, scan
 
+from playcount.core import aws
 from playcount.core.errors import StaleResult, TransientError
 from playcount.core.kpi_items import all_items
 from playcount.writer import head
@@ -135,3 +136,45 @@ def test_a_table_written_by_the_earlier_writer_is_replaced_completely(ddb, table
     # THEN it found the stored keys by querying, and the date holds exactly version 2
     assert applied.queried == 4
     assert_holds_exactly(ddb, table, v2)
+
+
+def test_a_writer_paused_mid_write_takes_back_what_a_newer_result_lacks(settings, ddb, table):
+    # GIVEN a writer applying version 2 one write at a time, frozen just before its first
+    # zydeco item reaches DynamoDB (a botocore hook holds the request), for long enough that
+    # its lease runs out and another writer applies version 3, which has no zydeco at all
+    v2, v3 = make_day(DAY, 2, V2), make_day(DAY, 3, V3)
+    newer: list[object] = []
+
+    def freeze_then_let_v3_in(request, **_):
+        if not newer and b"zydeco" in (request.body or b""):
+            newer.append(
+                apply(aws.client(settings, "dynamodb"), table, v3, options=WriterOptions(claim_wait_seconds=10))
+            )
+
+    paused = aws.client(settings, "dynamodb")
+    paused.meta.events.register("before-send.dynamodb.PutItem", freeze_then_let_v3_in)
+
+    # WHEN the frozen writer resumes: its held write lands, the next ones find the lease gone
+    with pytest.raises(TransientError):
+        apply(paused, table, v2, options=WriterOptions(lease_seconds=0.5, parallelism=1))
+
+    # THEN it took back what it had put, the zydeco item included: the date is exactly version 3
+    assert newer, "the newer writer ran while the first one was frozen"
+    assert_holds_exactly(ddb, table, v3)
+    assert not [k for k in scan(ddb, table) if k[0].startswith("GENRE#zydeco#")]
+
+
+def test_a_writer_refused_by_a_newer_item_takes_back_what_it_put(ddb, table):
+    # GIVEN a version 3 item already in place, written by a newer writer that is still at work
+    # (its HEAD not yet committed)
+    v2 = make_day(DAY, 2, V2)
+    newer = {**all_items(make_day(DAY, 3, V3))[0]}
+    ddb.put_item(TableName=table, Item={k: _ser.serialize(v) for k, v in newer.items()})
+
+    # WHEN version 2 is applied, THEN one of its writes is refused and it gives up as stale
+    with pytest.raises(StaleResult):
+        apply(ddb, table, v2)
+
+    # AND none of its items outlive it; the newer item is untouched
+    held = kpi_items_of(ddb, table, DAY)
+    assert set(held) == {(newer["pk"], newer["sk"])} and held[(newer["pk"], newer["sk"])]["version"] == 3

@@ -10,7 +10,9 @@
    lease is released, in one conditional write.
 Any failure after step 1 releases the lease but leaves the write-ahead intent, so the next
 apply of the date (a redelivery, or a newer result) re-reads the partitions and removes
-whatever the cut-short apply left behind.
+whatever the cut-short apply left behind. A writer that finds a newer version has the date
+(one of its writes was refused, or its lease went to a newer result) first takes back the
+items it put: those still carrying its version.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
@@ -33,9 +36,10 @@ from playcount.writer import head
 from playcount.writer.config import WriterOptions
 from playcount.writer.manifest import Key
 from playcount.writer.retry import Backoff
-from playcount.writer.writes import PUT_CONDITION, Tally, Write, write_all
+from playcount.writer.writes import PUT_CONDITION, Tally, Write, take_back, write_all
 
 _ser = TypeSerializer()
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,21 @@ def apply(
             stored, queried = stored_keys(ddb, table, kpis.date, claim.prior, {g.genre for g in kpis.genres}, pool)
             writes = [Write((i["pk"], i["sk"]), _wire(i)) for i in items]
             writes += [Write(key) for key in sorted(stored - desired)]
-            tally: Tally = write_all(
-                ddb, table, kpis.version, writes, pool=pool, backoff=options.backoff(), guard=claim.ensure
-            )
-            claim.ensure()
-            _put_catalogue(ddb, table, kpis)
-            claim.commit(kpis, desired)
+            try:
+                tally: Tally = write_all(
+                    ddb, table, kpis.version, writes, pool=pool, backoff=options.backoff(), guard=claim.ensure
+                )
+                claim.ensure()
+                _put_catalogue(ddb, table, kpis)
+                claim.commit(kpis, desired)
+            except (StaleResult, head.LeaseLost) as exc:
+                # a newer result has the date: what we put must not outlive us (it may lack
+                # those keys). After a lost lease only if the new holder is newer: a holder of
+                # the same version (a redelivery of this message) writes exactly our items.
+                if isinstance(exc, StaleResult) or head.newer_than(ddb, table, kpis.date, kpis.version):
+                    taken = take_back(ddb, table, kpis.version, desired, pool=pool)
+                    log.info("apply.taken_back", date=str(kpis.date), version=kpis.version, items=taken)
+                raise
         except BaseException:
             claim.release()
             raise

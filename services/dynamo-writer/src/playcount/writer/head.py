@@ -45,6 +45,10 @@ _NAMES = {
 }
 
 
+class LeaseLost(TransientError):
+    """Another writer took the date while this one was applying: stop, and let SQS redeliver."""
+
+
 def head_key(day: dt.date) -> dict[str, Any]:
     return {"pk": {"S": keys.day_pk(day)}, "sk": {"S": keys.HEAD_SK}}
 
@@ -95,7 +99,7 @@ class Claim:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ensure(self) -> None:
-        """Renew the lease when half of it is gone; raise TransientError if it is no longer ours.
+        """Renew the lease when half of it is gone; raise LeaseLost if it is no longer ours.
 
         Called before every write, so a writer that was paused past its lease (and may have
         been replaced by another) stops instead of writing.
@@ -114,7 +118,7 @@ class Claim:
                 )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                    raise TransientError(f"{self.day}: lost the lease while applying v{self.version}") from exc
+                    raise LeaseLost(f"{self.day}: lost the lease while applying v{self.version}") from exc
                 raise
             self.valid_until = sent + self.lease_seconds
 
@@ -156,7 +160,7 @@ class Claim:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 # our items are written, but another writer holds the date now: let SQS
                 # redeliver; the replay is cheap and converges on the newest version
-                raise TransientError(f"{self.day}: lost the lease before committing v{self.version}") from exc
+                raise LeaseLost(f"{self.day}: lost the lease before committing v{self.version}") from exc
             raise
 
     def _update(self, expression: str, values: dict[str, Any], names: dict[str, str]) -> None:
@@ -235,6 +239,12 @@ def claim(ddb: Any, table: str, kpis: DayKpis, *, lease_seconds: float, wait_sec
             valid_until=sent + lease_seconds,
             requests=requests,
         )
+
+
+def newer_than(ddb: Any, table: str, day: dt.date, version: int) -> bool:
+    """Whether a version above `version` is applied to `day`, or being applied right now."""
+    item = _read(ddb, table, day) or {}
+    return any(int(item[a]["N"]) > version for a in ("version", "applying") if a in item)
 
 
 def _read(ddb: Any, table: str, day: dt.date) -> dict[str, Any] | None:

@@ -59,7 +59,10 @@ class _Result:
 
 
 def _send(ddb: Any, table: str, version: int, write: Write, guard: Callable[[], None]) -> _Result:
-    guard()
+    try:
+        guard()
+    except Exception as exc:  # the lease is gone: this write is never sent
+        return _Result(write, 0, exc)
     values = {":v": {"N": str(version)}}
     try:
         if write.item is not None:
@@ -81,6 +84,29 @@ def _send(ddb: Any, table: str, version: int, write: Write, guard: Callable[[], 
     return _Result(write, 1 + response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
 
 
+def _settle(results: list[_Result], version: int, tally: Tally) -> tuple[list[Write], BaseException | None]:
+    """Count a round; return the writes to send again and the first error that ends the apply."""
+    again: list[Write] = []
+    fatal: BaseException | None = None
+    for r in results:
+        tally.requests += r.attempts
+        if r.error is None:
+            if r.write.is_put:
+                tally.puts += 1
+            else:
+                tally.deletes += 1
+        elif error_code(r.error) == "ConditionalCheckFailedException":
+            if fatal is None:
+                fatal = StaleResult(f"a newer version than {version} holds {r.write.key}")
+                fatal.__cause__ = r.error
+        elif is_transient(r.error):
+            tally.transient_errors += 1
+            again.append(r.write)
+        elif fatal is None:
+            fatal = r.error
+    return again, fatal
+
+
 def write_all(
     ddb: Any,
     table: str,
@@ -93,8 +119,11 @@ def write_all(
 ) -> Tally:
     """Apply every write conditioned on `version`; all of them succeed or this raises.
 
+    A round always runs to its end before anything is raised, so once this returns or raises
+    no write of it is still on its way (what `take_back` relies on).
     StaleResult: a condition refused a write (a newer version is stored).
     TransientError: writes still failing transiently after `backoff.rounds` rounds.
+    Whatever `guard` raises (it is called before each write): the lease is lost.
     """
     tally = Tally()
     todo = list(writes)
@@ -103,27 +132,39 @@ def write_all(
             backoff.wait(attempt - 1)
             tally.retried += len(todo)
         results = list(pool.map(lambda w: _send(ddb, table, version, w, guard), todo))
-        todo = []
-        last_error: BaseException | None = None
-        for r in results:
-            tally.requests += r.attempts
-            if r.error is None:
-                if r.write.is_put:
-                    tally.puts += 1
-                else:
-                    tally.deletes += 1
-                continue
-            code = error_code(r.error)
-            if code == "ConditionalCheckFailedException":
-                raise StaleResult(f"a newer version than {version} holds {r.write.key}") from r.error
-            if not is_transient(r.error):
-                raise r.error
-            tally.transient_errors += 1
-            last_error = r.error
-            todo.append(r.write)
+        todo, fatal = _settle(results, version, tally)
+        if fatal is not None:
+            raise fatal
         if not todo:
             return tally
-        log.info(
-            "writes.retrying", writes=len(todo), round=attempt + 1, error=error_code(last_error) or repr(last_error)
-        )
+        log.info("writes.retrying", writes=len(todo), round=attempt + 1)
     raise TransientError(f"{len(todo)} writes still failing after {backoff.rounds} retry rounds")
+
+
+def take_back(ddb: Any, table: str, version: int, keys: Iterable[tuple[str, str]], *, pool: Executor) -> int:
+    """Delete the items under `keys` that still carry exactly `version`; returns how many.
+
+    For a writer that cannot finish (a newer version got there, or its lease was taken): what
+    it put is either overwritten by the newer writer or not part of the newer result, so
+    removing its own version's items never touches anyone else's data. Best effort: an item
+    left behind is what a crash would leave.
+    """
+
+    def one(key: tuple[str, str]) -> bool:
+        try:
+            ddb.delete_item(
+                TableName=table,
+                Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                log.warning("writes.take_back_failed", key=list(key), error=error_code(exc))
+            return False
+        except Exception as exc:
+            log.warning("writes.take_back_failed", key=list(key), error=repr(exc))
+            return False
+        return True
+
+    return sum(pool.map(one, list(keys)))
