@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-BLOCK_SIZE = 4 << 20
+BLOCK_SIZE = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
 MAX_PENDING_MALFORMED_BYTES = 32 << 20

@@ -184,6 +184,7 @@ class Validator:
             rejected_key = self._upload_quarantine(fid, quarantine)
         finally:
             quarantine.close()
+            quarantine.path.unlink(missing_ok=True)
         table = table.drop_columns(["line"])
         snapshot, changed = metadata.upsert(self._read_table(snapshot_key), table, id_col, spec.compare)
         # The dates to recompute are only knowable before the snapshot changes: keep them until the
@@ -356,7 +357,6 @@ class Validator:
             return None
         key = f"{lake.rejected_prefix(self.settings, fid)}rows.csv"
         _upload(self.fs, quarantine.path, lake.path(self.settings, key))
-        quarantine.path.unlink()
         return key
 
 
