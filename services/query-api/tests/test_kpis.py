@@ -137,11 +137,16 @@ def test_cached_reads_within_the_lifetime_then_the_new_version(settings, fresh_w
     # GIVEN an API caching for 30 s that has served version 1 (and one caching for 0.5 s)
     written = fresh_written
     slow = serve(settings.model_copy(update={"api_cache_seconds": 30.0})).url
-    fast = serve(settings.model_copy(update={"api_cache_seconds": 0.5})).url
+    fast_server = serve(settings.model_copy(update={"api_cache_seconds": 0.5}))
+    fast, fast_cache = fast_server.url, fast_server.app.state.cache
     top, v2 = written.bumped("2025-06-24")
     path = f"/genres/{top}/days/2025-06-24"
     before = httpx.get(slow + path)
     assert httpx.get(fast + path).json()["version"] == 1
+    # while the date's HEAD keeps version 1, an expired entry is kept after one HEAD read, not reloaded
+    loads = fast_cache.loads
+    wait_for(lambda: httpx.get(fast + path) and fast_cache.revalidated >= 1, timeout=10, what="a revalidation")
+    assert fast_cache.loads == loads
     assert before.headers["cache-control"] == "public, max-age=30"
     # WHEN the writer applies version 2
     written.apply(v2)

@@ -19,6 +19,7 @@ from playcount.api.routes import admin, dashboard, kpis, ops
 from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
 from playcount.api.telemetry import Telemetry
+from playcount.api.versions import DateVersions
 from playcount.core import aws
 from playcount.core.config import Settings, load_settings
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, history: History | None = No
             app.state.sqs = boto3.client("sqs", config=CLIENT_CONFIG, **where)  # for shared sync helpers
             stack.callback(app.state.sqs.close)
             app.state.store = KpiStore(ddb, settings.dynamodb_table_name)
+            app.state.versions = DateVersions(ddb, settings.dynamodb_table_name, settings.api_cache_seconds / 4)
             app.state.probe = StatusProbe(settings, app.state.store, app.state.sqs, app.state.cache)
             await stack.enter_async_context(sampling(app.state.history, app.state.probe.read))
             yield

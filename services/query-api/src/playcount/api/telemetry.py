@@ -12,6 +12,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from playcount.api.cache import TtlCache
 from playcount.api.models import PipelineStatus
 from playcount.core.ledger import COUNTERS
 
@@ -26,7 +27,24 @@ QUEUE_MESSAGES = Gauge("playcount_queue_messages", "Messages in a pipeline queue
 DLQ_MESSAGES = Gauge("playcount_dlq_messages", "Messages in a queue's dead-letter queue", ["queue", "dlq"])
 PIPELINE_COUNTER = Gauge("playcount_pipeline_count", "Pipeline counters from the ledger", ["counter"])
 FRESHNESS_LAG = Gauge("playcount_freshness_lag_seconds", "Upload to queryable, for the last file written")
+CACHE = Gauge(
+    "playcount_api_cache_lookups",
+    "Cache lookups since start: hit, miss (the client waited for a read), refresh (started in the "
+    "background), revalidated (kept after a HEAD read showed the same version), load (a read of the items)",
+    ["outcome"],
+)
 PIPELINE_UP = Gauge("playcount_api_pipeline_status_up", "1 when the last pipeline status read succeeded")
+
+
+def publish_cache(cache: TtlCache) -> None:
+    for outcome, count in (
+        ("hit", cache.hits),
+        ("miss", cache.misses),
+        ("refresh", cache.refreshes),
+        ("revalidated", cache.revalidated),
+        ("load", cache.loads),
+    ):
+        CACHE.labels(outcome).set(count)
 
 
 def publish(status: PipelineStatus | None) -> None:

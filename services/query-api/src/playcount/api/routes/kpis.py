@@ -1,17 +1,20 @@
 """KPI lookups: a genre's day, a day's top genres and hours, and what exists.
 
 Bodies are cached encoded (see `cache`): a hit costs a dictionary lookup and, when the client
-sends the ETag it holds, a 304 without a body.
+sends the ETag it holds, a 304 without a body. A date's entries are tagged with the version
+its HEAD had before they were read, and revalidated together by one HEAD read (`versions`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from playcount.api.deps import CacheDep, ReadAccess, StoreDep
+from playcount.api.deps import Reads, ReadsDep
 from playcount.api.errors import COMMON_ERRORS
 from playcount.api.etag import Encoded, cached_json, encode
 from playcount.api.models import (
@@ -25,60 +28,83 @@ from playcount.api.models import (
 )
 from playcount.api.params import DatePath, GenrePath
 
-router = APIRouter(tags=["kpis"], dependencies=[ReadAccess], responses=COMMON_ERRORS)
+
+@dataclass(frozen=True)
+class Tagged:
+    encoded: Encoded | None  # None: no data (a 404)
+    version: int  # the date's committed version, read before the items
+
+
+async def _for_date(reads: Reads, key: str, day: dt.date, build: Callable[[], Awaitable[Encoded | None]]) -> Any:
+    """`build()`'s body for a lookup of `day`, through the cache, revalidated by the date's HEAD."""
+    if reads.cache.ttl <= 0:
+        return await build()
+
+    async def load() -> Tagged:
+        _, version = await reads.versions.read(day)
+        return Tagged(await build(), version)
+
+    async def revalidate(old: Tagged) -> float | None:
+        return await reads.versions.unchanged_since(day, old.version)
+
+    tagged: Tagged = await reads.cache.get(key, load, revalidate)
+    return tagged.encoded
+
+
+router = APIRouter(tags=["kpis"], responses=COMMON_ERRORS)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "no data for this"}}
 
 
 @router.get("/genres/{genre}/days/{date}", response_model=GenreDayResponse, responses=NOT_FOUND)
-async def genre_day(genre: GenrePath, date: DatePath, store: StoreDep, cache: CacheDep, request: Request) -> Response:
+async def genre_day(genre: GenrePath, date: DatePath, reads: ReadsDep, request: Request) -> Response:
     """A genre's KPIs on one UTC day, with its top songs."""
 
     async def load() -> Encoded | None:
-        found = await store.genre_day(genre, date)
+        found = await reads.store.genre_day(genre, date)
         if found is None:
             return None
         day, version, computed_at = found
         body = GenreDayResponse(date=date, version=version, computed_at=computed_at, **day.model_dump())
         return encode(body.model_dump(mode="json"))
 
-    encoded = await cache.get(f"genre-day:{genre}:{date}", load)
+    encoded = await _for_date(reads, f"genre-day:{genre}:{date}", date, load)
     if encoded is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no KPIs for genre {genre!r} on {date.isoformat()} (GET /days lists the days and genres with data)",
         )
-    return cached_json(request, encoded, cache.ttl)
+    return cached_json(request, encoded, reads.cache.ttl)
 
 
 @router.get("/days/{date}/top-genres", response_model=TopGenresResponse, responses=NOT_FOUND)
-async def top_genres(date: DatePath, store: StoreDep, cache: CacheDep, request: Request) -> Response:
+async def top_genres(date: DatePath, reads: ReadsDep, request: Request) -> Response:
     """The day's top genres by listens (rank 1 first; ties broken by genre name)."""
 
     async def load() -> Encoded | None:
-        ranks = await store.top_genres(date)
+        ranks = await reads.store.top_genres(date)
         return encode(TopGenresResponse(date=date, genres=ranks).model_dump(mode="json")) if ranks else None
 
-    encoded = await cache.get(f"top-genres:{date}", load)
+    encoded = await _for_date(reads, f"top-genres:{date}", date, load)
     if encoded is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for {date.isoformat()} (GET /days lists the days)")
-    return cached_json(request, encoded, cache.ttl)
+    return cached_json(request, encoded, reads.cache.ttl)
 
 
 @router.get("/days/{date}/hours", response_model=HoursResponse, responses=NOT_FOUND)
-async def hours(date: DatePath, store: StoreDep, cache: CacheDep, request: Request) -> Response:
+async def hours(date: DatePath, reads: ReadsDep, request: Request) -> Response:
     """The day's engagement per UTC hour (hours without listens are absent)."""
 
     async def load() -> Encoded | None:
-        found = await store.hours(date)
+        found = await reads.store.hours(date)
         return encode(HoursResponse(date=date, hours=found).model_dump(mode="json")) if found else None
 
-    encoded = await cache.get(f"hours:{date}", load)
+    encoded = await _for_date(reads, f"hours:{date}", date, load)
     if encoded is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no KPIs for {date.isoformat()} (GET /days lists the days)")
-    return cached_json(request, encoded, cache.ttl)
+    return cached_json(request, encoded, reads.cache.ttl)
 
 
-async def _days(store: StoreDep, cache: CacheDep) -> list[DayEntry]:
+async def _days(reads: ReadsDep) -> list[DayEntry]:
     async def load() -> list[DayEntry]:
         entries = [
             DayEntry(
@@ -87,22 +113,22 @@ async def _days(store: StoreDep, cache: CacheDep) -> list[DayEntry]:
                 events=int(i.get("events", 0)),
                 genres=sorted(i.get("genres", [])),
             )
-            for i in await store.days()
+            for i in await reads.store.days()
         ]
         return [e for e in entries if e.events > 0]
 
-    return await cache.get("days", load)
+    return await reads.cache.get("days", load)
 
 
 @router.get("/days", response_model=DaysResponse)
-async def days(store: StoreDep, cache: CacheDep, request: Request) -> Response:
+async def days(reads: ReadsDep, request: Request) -> Response:
     """Every day with data, oldest first, with its version, event count and genres."""
-    entries = await _days(store, cache)
-    return cached_json(request, encode(DaysResponse(days=entries).model_dump(mode="json")), cache.ttl)
+    entries = await _days(reads)
+    return cached_json(request, encode(DaysResponse(days=entries).model_dump(mode="json")), reads.cache.ttl)
 
 
 @router.get("/genres", response_model=GenresResponse)
-async def genres(store: StoreDep, cache: CacheDep, request: Request) -> Response:
+async def genres(reads: ReadsDep, request: Request) -> Response:
     """Every genre with data on at least one day."""
-    names = sorted({g for d in await _days(store, cache) for g in d.genres})
-    return cached_json(request, encode(GenresResponse(genres=names).model_dump(mode="json")), cache.ttl)
+    names = sorted({g for d in await _days(reads) for g in d.genres})
+    return cached_json(request, encode(GenresResponse(genres=names).model_dump(mode="json")), reads.cache.ttl)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from playcount.api import telemetry
-from playcount.api.deps import HistoryDep, ProbeDep, ReadAccess, S3Dep, SettingsDep, StoreDep
+from playcount.api.deps import CacheDep, HistoryDep, ProbeDep, ReadAccess, S3Dep, SettingsDep, StoreDep
 from playcount.api.errors import COMMON_ERRORS
 from playcount.api.models import ErrorResponse, Health, HistoryResponse, PipelineStatus
 from playcount.api.params import FileIdPath
@@ -44,12 +44,13 @@ async def ready(store: StoreDep) -> Health:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"}},
 )
-async def metrics(probe: ProbeDep) -> Response:
+async def metrics(probe: ProbeDep, cache: CacheDep) -> Response:
     """Prometheus text format: requests and latencies per route; queue, DLQ, counter and freshness gauges.
 
     The pipeline gauges are refreshed at each scrape (from a status at most API_CACHE_SECONDS old);
     when AWS cannot be reached they keep their last values and `playcount_api_pipeline_status_up` is 0.
     """
+    telemetry.publish_cache(cache)
     try:
         telemetry.publish(await probe.read())
     except (ClientError, BotoCoreError, OSError):
