@@ -224,14 +224,23 @@ async def _burst(port: int, paths: list[str], errors: list[str], clients: int = 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
 
+        async def get(path: str) -> int:
+            try:
+                return (await client.get(path)).status_code
+            except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                # a kept-alive connection the server closed as we reused it: like any HTTP
+                # client, retry the idempotent GET once on a fresh connection, and count it
+                errors.append(f"retried {path}: {exc!r}")
+                return (await client.get(path)).status_code
+
         async def worker() -> None:
             while not queue.empty():
                 path = queue.get_nowait()
                 try:
-                    code = (await client.get(path)).status_code
+                    code = await get(path)
                 except httpx.HTTPError as exc:
                     code = 0
-                    errors.append(f"{path}: {exc!r}")
+                    errors.append(f"failed {path}: {exc!r}")
                 statuses[code] = statuses.get(code, 0) + 1
 
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -257,7 +266,7 @@ def test_a_burst_of_10k_requests_leaves_the_api_answering_with_flat_memory(api):
         f"burst statuses {dict(sorted(statuses.items()))}; RSS MiB after warm-up/5k/10k: {[round(r, 1) for r in rss]}"
     )
     assert sum(statuses.values()) == 10_000
-    assert set(statuses) <= {200, 404, 422}, (statuses, errors[:5])
+    assert set(statuses) <= {200, 404, 422}, (statuses, [e for e in errors if e.startswith("failed")][:5])
     assert proc.is_running() and get_json(f"http://127.0.0.1:{settings.api_port}/ready")[0] == 200
     status, body = get_json(f"http://127.0.0.1:{settings.api_port}/genres/rock/days/2025-06-24")
     assert status == 200 and body["listen_count"] == _kpis(STORED_DAYS[0], 1).genres[0].listen_count

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 
-from playcount.cli.main import main as cli
+from playcount.cli import emulator as emu
 from playcount.core import aws, dlq
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 
@@ -70,20 +74,28 @@ def test_redrive_respects_max_messages(settings):
     assert dlq.depth(settings, VALIDATED) == 1
 
 
-def test_cli_lists_and_redrives(settings, monkeypatch, capsys):
-    for k, v in settings.to_env().items():
-        monkeypatch.setenv(k, v)
+def _cli(settings, *args):
+    """`playcount ...` as a child process (the CLI configures logging for its whole process)."""
+    env = {**os.environ, **settings.to_env(), **emu.EMBEDDED_CREDENTIALS}
+    done = subprocess.run(
+        [sys.executable, "-m", "playcount.cli.main", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    return SimpleNamespace(code=done.returncode, out=done.stdout, err=done.stderr)
+
+
+def test_cli_lists_and_redrives(settings):
     _dead_letter(settings, VALIDATED, ["not json"])
+    dlq_name = resources(settings).queue(VALIDATED).dlq_name
 
-    assert cli(["dlq", "list"]) == 0
-    listing = capsys.readouterr().out
-    assert f"{resources(settings).queue(VALIDATED).dlq_name}" in listing
-    assert cli(["dlq", "peek", VALIDATED]) == 0
-    assert "not json" in capsys.readouterr().out
+    listing = _cli(settings, "dlq", "list")
+    assert listing.code == 0 and any(dlq_name in line and line.split()[-1] == "1" for line in listing.out.splitlines())
+    peeked = _cli(settings, "dlq", "peek", VALIDATED)
+    assert peeked.code == 0 and "not json" in peeked.out
 
-    assert cli(["dlq", "redrive", resources(settings).queue(VALIDATED).name]) == 0
-    assert "moved 1 message" in capsys.readouterr().out
+    moved = _cli(settings, "dlq", "redrive", resources(settings).queue(VALIDATED).name)
+    assert moved.code == 0 and "moved 1 message" in moved.out, moved.err
     sqs, url, _ = _urls(settings, VALIDATED)
     assert _drain(sqs, url) == ["not json"]
 
-    assert cli(["dlq", "redrive", "nope"]) == 2
+    unknown = _cli(settings, "dlq", "redrive", "nope")
+    assert unknown.code == 2 and "no queue 'nope'" in unknown.err

@@ -67,10 +67,14 @@ def test_services_ride_out_a_10s_outage_and_lose_nothing(settings, stack, tmp_pa
         wait_for(lambda: _queue_up(metrics_port) == 0, timeout=OUTAGE_SECONDS, what="validator not-ready gauge")
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - cut_at)))
         proxy.restore()
+        restored_at = time.monotonic()
 
         # AND recovers without any manual action, losing nothing and counting nothing twice
         wait_for(lambda: get_json(f"{api}/ready")[0] == 200, timeout=60, what="API ready again")
+        ready_after = time.monotonic() - restored_at
         running.settled_exactly(timeout=300)
+        exact_after = time.monotonic() - restored_at
+        print(f"outage {OUTAGE_SECONDS} s: API ready {ready_after:.1f} s after, KPIs exact {exact_after:.1f} s after")
         assert _queue_up(metrics_port) == 1
         for s in (validator, services):  # stop them before the proxy goes, or they log a second outage
             assert set(s.stop().values()) == {0}
