@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from bench.common import PeakRss, main
 from playcount.cli import generate
 from playcount.cli.sandbox import sandbox
-from playcount.core import aws
+from playcount.core import aws, logs
 from playcount.core.config import Settings, load_settings
 from playcount.core.messages import S3ObjectRef
 from playcount.validator import streams
@@ -126,6 +126,7 @@ def _s3(env: dict[str, str], key: str) -> dict[str, Any]:
 
 
 def _child(target: Any, args: tuple[Any, ...], queue: Any) -> None:
+    logs.configure("WARNING")  # stdout carries the figures
     queue.put(target(*args))
 
 
@@ -166,6 +167,7 @@ def _rate(result: dict[str, Any]) -> int:
 
 # -- the benchmark -------------------------------------------------------------------------------
 def run(quick: bool) -> dict[str, Any]:
+    logs.configure("WARNING")
     rows = 200_000 if quick else 10_000_000
     big_size = (50 if quick else 2048) << 20
     with tempfile.TemporaryDirectory(prefix="bench-validator-") as tmp:

@@ -27,8 +27,8 @@ DUPLICATE = "duplicate_event"
 
 
 @dataclass
-class Judged:
-    """What one stream file came to (the quarantine CSV is only valid inside `judge_file`'s callbacks)."""
+class FileJudgement:
+    """What one stream file came to: row counts by outcome, the dates it touched, timings."""
 
     rows_read: int = 0
     rows_quarantined: int = 0
@@ -55,13 +55,13 @@ def judge_file(
     on_day: Callable[[dt.date, Path], None],
     on_quarantine: Callable[[Path], None],
     now: dt.datetime | None = None,
-) -> Judged:
+) -> FileJudgement:
     """Judge the stream file in `body`; `on_day` gets each date's unique events, `on_quarantine` the CSV.
 
     Raises `FileRejected` when the file as a whole is refused (nothing is handed out then).
     """
     now = now or dt.datetime.now(dt.UTC)
-    out = Judged()
+    out = FileJudgement()
     stream = open_csv(body, key, COLUMNS, COLUMNS)
     staging = Staging(work_dir)
     quarantine = Quarantine(staging.dir / "rejected.csv", schema_for(COLUMNS))
