@@ -23,6 +23,7 @@ class Proxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._server: asyncio.base_events.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._generation = 0  # bumped by every cut: a connection accepted before it must not survive it
 
     # -- control, from the test's thread -----------------------------------------------------
     def start(self) -> str:
@@ -56,6 +57,7 @@ class Proxy:
             self.port = self._server.sockets[0].getsockname()[1]
 
     async def _cut(self) -> None:
+        self._generation += 1
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -65,10 +67,16 @@ class Proxy:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
+        generation = self._generation
+        self._open.add(client_w)
         try:
             upstream_r, upstream_w = await asyncio.open_connection(*self.target)
         except OSError:
             client_w.transport.abort()
+            return
+        if generation != self._generation:  # cut while we were connecting upstream
+            client_w.transport.abort()
+            upstream_w.transport.abort()
             return
         self._open |= {client_w, upstream_w}
         await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))

@@ -67,6 +67,25 @@ async def test_slow_healthy_work_is_never_redelivered(settings):
         assert await _visible(sqs, url) == []
 
 
+async def _survive_outage(consumer, proxy, direct, url) -> None:
+    """The outage scenario: one message, a 6 s cut with two more arriving, recovery."""
+    direct.send_message(QueueUrl=url, MessageBody="before")
+    await _wait(lambda: consumer.handled == 1, what="the first message")
+
+    # WHEN the endpoint is unreachable for 6 s while messages keep arriving
+    proxy.cut()
+    direct.send_message(QueueUrl=url, MessageBody="during-1")
+    direct.send_message(QueueUrl=url, MessageBody="during-2")
+    await _wait(lambda: not consumer.reachable, what="not-ready")
+    await asyncio.sleep(6)
+    proxy.restore()
+
+    # THEN it resumes on its own and handles everything exactly once
+    await _wait(lambda: consumer.handled == 3, timeout=40, what="recovery")
+    # (connections the cut aborted may still fail once from the client's pool)
+    await _wait(lambda: consumer.reachable, timeout=20, what="ready again")
+
+
 async def test_queue_outage_is_logged_reported_and_survived(settings: Settings):
     # GIVEN a consumer whose SQS endpoint goes through a proxy we can cut
     with proxy_to(settings.aws_endpoint_url or "") as proxy:
@@ -86,24 +105,14 @@ async def test_queue_outage_is_logged_reported_and_survived(settings: Settings):
                 consumer = Consumer(sqs, url, per_message(record), "test", visibility_timeout=8, wait_seconds=1)
                 stop = asyncio.Event()
                 task = asyncio.create_task(consumer.run(stop))
-                direct.send_message(QueueUrl=url, MessageBody="before")
-                await _wait(lambda: consumer.handled == 1, what="the first message")
-
-                # WHEN the endpoint is unreachable for 6 s while messages keep arriving
-                proxy.cut()
-                direct.send_message(QueueUrl=url, MessageBody="during-1")
-                direct.send_message(QueueUrl=url, MessageBody="during-2")
-                await _wait(lambda: not consumer.reachable, what="not-ready")
-                await asyncio.sleep(6)
-                failures = [e for e in logs if e["event"] == "consumer.queue_unreachable"]
-                proxy.restore()
-
-                # THEN it resumes on its own and handles everything exactly once
-                await _wait(lambda: consumer.handled == 3, timeout=40, what="recovery")
-                # (connections the cut aborted may still fail once from the client's pool)
-                await _wait(lambda: consumer.reachable, timeout=20, what="ready again")
-                stop.set()
-                await task
+                try:
+                    await _survive_outage(consumer, proxy, direct, url)
+                finally:
+                    stop.set()
+                    await asyncio.wait_for(task, 30)
+        events = [e["event"] for e in logs]
+        outage = logs[: events.index("consumer.reconnected")] if "consumer.reconnected" in events else logs
+        failures = [e for e in outage if e["event"] == "consumer.queue_unreachable"]
         assert sorted(bodies) == ["before", "during-1", "during-2"]
         assert len(failures) >= 2, "it must keep retrying during the outage"
         delays = [e["retry_in_s"] for e in failures]

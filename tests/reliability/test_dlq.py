@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from playcount.cli import emulator as emu
 from playcount.core import aws, dlq
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
+from tests.helpers import wait_for
 
 
 def _urls(settings, stage):
@@ -72,6 +75,33 @@ def test_redrive_respects_max_messages(settings):
     _dead_letter(settings, VALIDATED, ["a", "b", "c"])
     assert dlq.redrive(settings, VALIDATED, max_messages=2) == 2
     assert dlq.depth(settings, VALIDATED) == 1
+
+
+def test_redriving_a_still_poison_message_terminates(settings):
+    # GIVEN a dead letter, and a consumer that fails it at once every time (as a live service would)
+    _dead_letter(settings, VALIDATED, ["still poison"])
+    sqs, url, _ = _urls(settings, VALIDATED)
+    stop = threading.Event()
+
+    def failing_consumer():
+        while not stop.is_set():
+            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0)
+
+    consumer = threading.Thread(target=failing_consumer)
+    consumer.start()
+    try:
+        # WHEN it is redriven with no limit
+        t0 = time.monotonic()
+        moved = dlq.redrive(settings, VALIDATED)
+        took = time.monotonic() - t0
+
+        # THEN the call moves what was there once and returns, instead of chasing it round and round
+        assert moved == 1
+        assert took < 30
+        wait_for(lambda: dlq.depth(settings, VALIDATED) == 1, timeout=30, what="the poison back in the DLQ")
+    finally:
+        stop.set()
+        consumer.join()
 
 
 def _cli(settings, *args):

@@ -123,41 +123,56 @@ def peek(settings: Settings, name: str, max_messages: int = 10, sqs: Any | None 
 
 
 def redrive(settings: Settings, stage: str, max_messages: int | None = None, sqs: Any | None = None) -> int:
-    """Move up to `max_messages` (all, if None) from the DLQ of `stage` back to its queue.
+    """Move up to `max_messages` (all there now, if None) from the DLQ of `stage` back to its queue.
 
     Returns how many were moved. At-least-once: a message is deleted from the DLQ only after
-    the source queue accepted its copy.
+    the source queue accepted its copy. Only what is in the DLQ when the call starts is moved:
+    a message that is still poison fails again at once and returns to the DLQ, and must not
+    be moved round and round (the call stops when it meets a copy it sent itself).
     """
     sqs = sqs or aws.client(settings, "sqs")
     spec = queue_spec(settings, stage)
     source, dlq = _url(sqs, spec.name), _url(sqs, spec.dlq_name)
+    there_now = depth(settings, spec.stage, sqs)
+    limit = there_now if max_messages is None else min(max_messages, there_now)
+    sent_ids: set[str] = set()
     moved = 0
-    while max_messages is None or moved < max_messages:
-        want = 10 if max_messages is None else min(10, max_messages - moved)
+    while moved < limit:
         batch = sqs.receive_message(
             QueueUrl=dlq,
-            MaxNumberOfMessages=want,
+            MaxNumberOfMessages=min(10, limit - moved),
             WaitTimeSeconds=_POLL_SECONDS,
             VisibilityTimeout=_HOLD_SECONDS,
             MessageAttributeNames=["All"],
         ).get("Messages", [])
+        returning = [m for m in batch if m["MessageId"] in sent_ids]
+        for m in returning:  # back from a round trip: leave it where it is, visible
+            sqs.change_message_visibility(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+        batch = [m for m in batch if m["MessageId"] not in sent_ids]
         if not batch:
             break
-        entries = []
-        for n, m in enumerate(batch):
-            entry: dict[str, Any] = {"Id": str(n), "MessageBody": m["Body"]}
-            if m.get("MessageAttributes"):
-                entry["MessageAttributes"] = m["MessageAttributes"]
-            entries.append(entry)
-        sent = sqs.send_message_batch(QueueUrl=source, Entries=entries)
-        ok = {e["Id"] for e in sent.get("Successful", [])}
-        for failure in sent.get("Failed", []):
-            log.warning("dlq.redrive_send_failed", queue=spec.name, error=failure.get("Message"))
-        done = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch) if str(n) in ok]
-        if done:
-            sqs.delete_message_batch(QueueUrl=dlq, Entries=done)
-        moved += len(done)
-        if len(done) < len(batch):
+        done, new_ids = _move(sqs, source, dlq, batch, spec.name)
+        sent_ids |= new_ids
+        moved += done
+        if done < len(batch):
             break  # the source refused some: stop rather than spin; they stay in the DLQ
     log.info("dlq.redriven", queue=spec.name, dlq=spec.dlq_name, moved=moved)
     return moved
+
+
+def _move(sqs: Any, source: str, dlq: str, batch: list[dict[str, Any]], name: str) -> tuple[int, set[str]]:
+    """Send `batch` to the source queue, then delete what it accepted from the DLQ."""
+    entries = []
+    for n, m in enumerate(batch):
+        entry: dict[str, Any] = {"Id": str(n), "MessageBody": m["Body"]}
+        if m.get("MessageAttributes"):
+            entry["MessageAttributes"] = m["MessageAttributes"]
+        entries.append(entry)
+    sent = sqs.send_message_batch(QueueUrl=source, Entries=entries)
+    ok = {e["Id"]: e["MessageId"] for e in sent.get("Successful", [])}
+    for failure in sent.get("Failed", []):
+        log.warning("dlq.redrive_send_failed", queue=name, error=failure.get("Message"))
+    done = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch) if str(n) in ok]
+    if done:
+        sqs.delete_message_batch(QueueUrl=dlq, Entries=done)
+    return len(done), set(ok.values())
