@@ -1,0 +1,191 @@
+"""The runner's KPIs, field by field, against an independent plain-Python computation (tests/oracle.py).
+
+Lake state is written directly in the validator's layout (per-file Parquet per date, metadata
+snapshots), then the real Runner recomputes on the warm local Spark session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from playcount.cli import generate
+from playcount.core import aws, lake
+from playcount.core.kpis import DayKpis
+from playcount.core.messages import FileValidated, KpiResultReady
+from playcount.core.resources import RESULTS, resources
+from playcount.runner.handler import Runner
+from tests import oracle
+
+pytestmark = pytest.mark.spark
+UTC = dt.UTC
+EVENT_SCHEMA = pa.schema([("user_id", pa.string()), ("track_id", pa.string()),
+                          ("listen_time", pa.timestamp("us", tz="UTC"))])  # fmt: skip
+
+
+def _write_events(settings, fs, file_id: str, events: list[tuple[str, str, dt.datetime]]) -> list[dt.date]:
+    by_day: dict[dt.date, list[tuple[str, str, dt.datetime]]] = {}
+    for e in events:
+        by_day.setdefault(e[2].astimezone(UTC).date(), []).append(e)
+    for day, rows in by_day.items():
+        table = pa.table(
+            {"user_id": [r[0] for r in rows], "track_id": [r[1] for r in rows], "listen_time": [r[2] for r in rows]},
+            schema=EVENT_SCHEMA,
+        )
+        pq.write_table(table, lake.path(settings, lake.events_key(settings, day, file_id)), filesystem=fs)
+    return sorted(by_day)
+
+
+def _write_metadata(settings, fs, songs: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]]) -> None:
+    pq.write_table(
+        pa.table({
+            "track_id": list(songs),
+            "track_name": [s["track_name"] for s in songs.values()],
+            "artists": [s["artists"] for s in songs.values()],
+            "track_genre": [s["track_genre"] for s in songs.values()],
+            "duration_ms": pa.array([int(s["duration_ms"]) for s in songs.values()], pa.int64()),
+        }),
+        lake.path(settings, lake.songs_key(settings)), filesystem=fs,
+    )  # fmt: skip
+    pq.write_table(
+        pa.table({"user_id": list(users), "user_age": [int(u["user_age"]) for u in users.values()]}),
+        lake.path(settings, lake.users_key(settings)), filesystem=fs,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def runner(settings, spark) -> Runner:
+    sqs = aws.client(settings, "sqs")
+    return Runner(
+        settings=settings, spark=spark, s3=aws.client(settings, "s3"), sqs=sqs, ddb=aws.client(settings, "dynamodb"),
+        fs=lake.filesystem(settings), results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
+    )  # fmt: skip
+
+
+def _msg(kind: str, dates: list[dt.date], fid: str = "f") -> FileValidated:
+    return FileValidated(kind=kind, file_id=fid, source_key=f"streams/{fid}.csv", dates=dates, report_key="r",
+                         validated_at=dt.datetime.now(UTC))  # fmt: skip
+
+
+def assert_matches_oracle(results: list[DayKpis], expected: dict[str, dict[str, Any]]) -> None:
+    assert {r.date.isoformat() for r in results} == set(expected)
+    for r in results:
+        want = expected[r.date.isoformat()]
+        got_genres = {g.genre: g for g in r.genres}
+        assert set(got_genres) == set(want["genres"]), r.date
+        for name, w in want["genres"].items():
+            g = got_genres[name]
+            assert (g.listen_count, g.unique_listeners, g.total_listening_time_ms) == (
+                w["listen_count"], w["unique_listeners"], w["total_listening_time_ms"]), (r.date, name)  # fmt: skip
+            assert g.avg_listening_time_per_user_ms == pytest.approx(w["avg_listening_time_per_user_ms"], abs=1e-6)
+            assert [s.model_dump() for s in g.top_songs] == w["top_songs"], (r.date, name)
+        assert [t.model_dump() for t in r.top_genres] == want["top_genres"], r.date
+        got_hours = {h.hour: h.model_dump() for h in r.hours}
+        assert set(got_hours) == set(want["hours"]), r.date
+        for hour, w in want["hours"].items():
+            got = got_hours[hour]
+            for field in ("listen_count", "unique_listeners", "top_artist", "most_engaged_age_group"):
+                assert got[field] == w[field], (r.date, hour, field)
+            for field in ("avg_listens_per_user", "track_diversity_index"):
+                assert got[field] == pytest.approx(w[field], abs=1e-6), (r.date, hour, field)
+
+
+def _ties_world() -> tuple[dict, dict, list[tuple[str, str, dt.datetime]]]:
+    """Hand-made ties: equal song counts, equal genre counts, equal artist and age-group counts."""
+    songs = {
+        "t1": {"track_name": "One", "artists": "Bea; Abe", "track_genre": "rock", "duration_ms": 1000},
+        "t2": {"track_name": "Two", "artists": "Abe", "track_genre": "rock", "duration_ms": 2000},
+        "t3": {"track_name": "Three", "artists": "Cat", "track_genre": "rock", "duration_ms": 3000},
+        "t4": {"track_name": "Four", "artists": "Dan;Bea", "track_genre": "rock", "duration_ms": 4000},
+        "t5": {"track_name": "Five", "artists": "Eve", "track_genre": "jazz", "duration_ms": 5000},
+        "t6": {"track_name": "Six", "artists": "Fay", "track_genre": "pop", "duration_ms": 6000},
+    }
+    users = {"u1": {"user_age": 17}, "u2": {"user_age": 18}, "u3": {"user_age": 30}, "u4": {"user_age": 70}}
+    at = dt.datetime(2025, 6, 24, 10, 0, tzinfo=UTC)
+    plays = [("u1", "t4"), ("u2", "t3"), ("u3", "t2"), ("u4", "t1"),  # rock: four songs tied at 1
+             ("u1", "t5"), ("u2", "t6"),  # jazz and pop tied at 1: name decides
+             ("u3", "t5"), ("u4", "t6")]  # fmt: skip
+    events = [(u, t, at + dt.timedelta(seconds=i)) for i, (u, t) in enumerate(plays)]
+    return songs, users, events
+
+
+def test_ties_are_broken_as_defined(settings, runner):
+    songs, users, events = _ties_world()
+    fs = lake.filesystem(settings)
+    _write_metadata(settings, fs, songs, users)
+    dates = _write_events(settings, fs, "a", events)
+    results = runner.recompute([_msg("streams", dates)])
+    expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users)
+    assert_matches_oracle(results, expected)
+    rock = next(g for g in results[0].genres if g.genre == "rock")
+    assert [s.track_id for s in rock.top_songs] == ["t1", "t2", "t3"]  # 1 listen each: track_id ascending
+    assert [g.genre for g in results[0].top_genres] == ["rock", "jazz", "pop"]
+    hour = results[0].hours[0]
+    # Abe, Bea, Eve and Fay have 2 listens each; every age bin has 2: name and youth decide
+    assert (hour.top_artist, hour.most_engaged_age_group) == ("Abe", "<18")
+
+
+def test_generated_files_with_cross_file_duplicates_and_midnight(settings, runner):
+    songs_t, users_t, cat = generate.dataset(seed=21, n_tracks=200, n_users=90)
+    songs = oracle.metadata_from_csv(songs_t.to_pylist(), "track_id")
+    users = oracle.metadata_from_csv(users_t.to_pylist(), "user_id")
+    fs = lake.filesystem(settings)
+    _write_metadata(settings, fs, songs, users)
+    rng = np.random.default_rng(4)
+    days = [dt.date(2025, 6, 24), dt.date(2025, 6, 25)]
+    all_events = []
+    for fid in ("f1", "f2"):
+        table = generate.streams_table(rng, cat, 1500, days)
+        events = [(r["user_id"], r["track_id"], oracle.parse_time(r["listen_time"])) for r in table.to_pylist()]
+        all_events += events
+        _write_events(settings, fs, fid, events)
+    # f3 repeats 200 events of f1 exactly (duplicates across files), and spans midnight
+    duplicate = all_events[:200]
+    _write_events(settings, fs, "f3", duplicate)
+    results = runner.recompute([_msg("streams", days, "f1"), _msg("streams", days, "f3")])
+    expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in all_events + duplicate], songs, users)
+    assert_matches_oracle(results, expected)
+    assert sum(r.events for r in results) == len(set(all_events))
+
+
+def test_genre_fix_recomputes_history_and_only_touched_dates(settings, runner):
+    songs, users, events = _ties_world()
+    later = [(u, t, w + dt.timedelta(days=2)) for u, t, w in events]
+    fs = lake.filesystem(settings)
+    _write_metadata(settings, fs, songs, users)
+    _write_events(settings, fs, "a", events + later)
+    first = runner.recompute([_msg("streams", [dt.date(2025, 6, 24)])])
+    assert [r.date for r in first] == [dt.date(2025, 6, 24)]  # the other date was not asked for
+    songs["t5"] = {**songs["t5"], "track_genre": "rock"}  # a corrected genre
+    _write_metadata(settings, fs, songs, users)
+    second = runner.recompute([_msg("songs", [dt.date(2025, 6, 24)], "songs-fix")])
+    assert second[0].version > first[0].version
+    expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users)
+    assert_matches_oracle(second, expected)
+    assert "jazz" not in {g.genre for g in second[0].genres}
+
+
+def test_same_input_same_output_and_one_message_per_date(settings, runner):
+    songs, users, events = _ties_world()
+    fs = lake.filesystem(settings)
+    _write_metadata(settings, fs, songs, users)
+    dates = _write_events(settings, fs, "a", events)
+    one = runner.recompute([_msg("streams", dates)])
+    two = runner.recompute([_msg("streams", dates)])
+    strip = [{k: v for k, v in r.model_dump(mode="json").items() if k not in ("version", "computed_at")} for r in one]
+    assert strip == [{k: v for k, v in r.model_dump(mode="json").items() if k not in ("version", "computed_at")}
+                     for r in two]  # fmt: skip
+    sqs = aws.client(settings, "sqs")
+    got = sqs.receive_message(QueueUrl=runner.results_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    messages = [KpiResultReady.model_validate_json(m["Body"]) for m in got.get("Messages", [])]
+    assert sorted(m.version for m in messages) == sorted([one[0].version, two[0].version])
+    stored = json.loads(
+        aws.client(settings, "s3").get_object(Bucket=settings.s3_bucket, Key=messages[0].result_key)["Body"].read()
+    )
+    assert DayKpis.model_validate(stored).date == dates[0]
