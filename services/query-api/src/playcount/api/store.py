@@ -11,6 +11,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from playcount.api.telemetry import DYNAMODB
 from playcount.core import keys, ledger
 from playcount.core.kpi_items import parse_genre_day, parse_hours, parse_top_genres
 from playcount.core.kpis import GenreDay, GenreRank, HourStats
@@ -44,7 +45,8 @@ class KpiStore:
             }
             if start:
                 kwargs["ExclusiveStartKey"] = start
-            page = await self.ddb.query(**kwargs)
+            with DYNAMODB.labels("query").time():
+                page = await self.ddb.query(**kwargs)
             items += [_plain(i) for i in page.get("Items", [])]
             start = page.get("LastEvaluatedKey")
             if not start:

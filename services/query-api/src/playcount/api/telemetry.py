@@ -23,6 +23,12 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+DYNAMODB = Histogram(
+    "playcount_api_dynamodb_seconds",
+    "DynamoDB calls made by the API (cache loads and HEAD revalidations), as the API waits for them",
+    ["operation"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 QUEUE_MESSAGES = Gauge("playcount_queue_messages", "Messages in a pipeline queue", ["queue", "state"])
 DLQ_MESSAGES = Gauge("playcount_dlq_messages", "Messages in a queue's dead-letter queue", ["queue", "dlq"])
 PIPELINE_COUNTER = Gauge("playcount_pipeline_count", "Pipeline counters from the ledger", ["counter"])

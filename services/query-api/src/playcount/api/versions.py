@@ -15,6 +15,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from playcount.api.telemetry import DYNAMODB
 from playcount.core import keys
 
 
@@ -29,13 +30,14 @@ class DateVersions:
     async def read(self, day: dt.date) -> tuple[float, int]:
         """(when the read started, the committed version; 0 without HEAD), strongly consistent."""
         started = time.monotonic()
-        raw = await self.ddb.get_item(
-            TableName=self.table,
-            Key={"pk": {"S": keys.day_pk(day)}, "sk": {"S": keys.HEAD_SK}},
-            ProjectionExpression="#v",
-            ExpressionAttributeNames={"#v": "version"},
-            ConsistentRead=True,
-        )
+        with DYNAMODB.labels("get_item").time():
+            raw = await self.ddb.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": keys.day_pk(day)}, "sk": {"S": keys.HEAD_SK}},
+                ProjectionExpression="#v",
+                ExpressionAttributeNames={"#v": "version"},
+                ConsistentRead=True,
+            )
         version = int(raw.get("Item", {}).get("version", {}).get("N", 0))
         self._last[day] = (started, version)
         return started, version

@@ -41,7 +41,9 @@ async def _for_date(reads: Reads, key: str, day: dt.date, build: Callable[[], Aw
         return await build()
 
     async def load() -> Tagged:
-        _, version = await reads.versions.read(day)
+        # any HEAD read started before the items are read is a safe tag (a later commit only
+        # makes the next revalidation reload), so lookups of one date share recent HEAD reads
+        _, version = await reads.versions.recent(day)
         return Tagged(await build(), version)
 
     async def revalidate(old: Tagged) -> float | None:
