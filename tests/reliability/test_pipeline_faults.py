@@ -308,6 +308,19 @@ def _no_half_written_state(settings) -> list[str]:
     return problems
 
 
+def _send_newer_versions(running: Running, result: KpiResultReady, count: int) -> None:
+    """Store `count` newer versions of the same KPIs and announce them: real applies, same figures."""
+    s = running.settings
+    s3 = aws.client(s, "s3")
+    body = json.loads(s3.get_object(Bucket=s.s3_bucket, Key=result.result_key)["Body"].read())
+    for k in range(1, count + 1):
+        version = result.version + k
+        key = lake.result_key(s, result.date, version)
+        s3.put_object(Bucket=s.s3_bucket, Key=key, Body=json.dumps(body | {"version": version}))
+        newer = result.model_copy(update={"version": version, "result_key": key})
+        running.send(RESULTS, newer.model_dump_json())
+
+
 WORKER_STAGES = {"ingest-validator": S3_EVENTS, "kpi-spark-runner": VALIDATED, "dynamo-writer": RESULTS}
 # the runner's batch gets 120 s to finish; the others 30 s (playcount.core.worker); plus start-up slack
 STOP_BOUNDS = {"ingest-validator": 40.0, "kpi-spark-runner": 140.0, "dynamo-writer": 40.0, "query-api": 15.0}
@@ -319,13 +332,12 @@ def test_sigterm_finishes_or_returns_in_flight_work_and_exits_0(running: Running
     stage = WORKER_STAGES[service]
     seed = 200 + list(WORKER_STAGES).index(service)
     # GIVEN work arriving for the service (a larger file, so that validation takes a moment;
-    # for the quick writer, the current results delivered again, a dozen times)
+    # for the quick writer, a dozen newer versions of the current results to apply)
     running.w.upload_stream(f"graceful-{service}", rows=20_000 if service == "ingest-validator" else 300, seed=seed)
     if service == "dynamo-writer":
         assert wait_until_idle(s, timeout=240)
-        for _ in range(6):
-            for day in support.DAYS:
-                running.send(RESULTS, _results(s, day)[-1].model_dump_json())
+        for day in support.DAYS:
+            _send_newer_versions(running, _results(s, day)[-1], count=6)
 
     # WHEN it gets SIGTERM, as soon as it holds a message (or right after, if it was too quick)
     caught = False
