@@ -68,10 +68,10 @@ def _start(settings: Settings, log_dir: Path) -> Stack:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    n_fresh = 5 if quick else 20
+    n_fresh = 3 if quick else 20
     fresh_rows = 2_000 if quick else 10_000
-    bulk_files = 10 if quick else 100
-    bulk_events = 200_000 if quick else 10_000_000
+    bulk_files = 5 if quick else 100
+    bulk_events = 50_000 if quick else 10_000_000
     figures: dict[str, Any] = {}
     with sandbox(api_cache_seconds=float(CACHE_SECONDS), spark_shuffle_partitions=4) as settings:
         log_dir = Path(settings.work_dir) / "logs"

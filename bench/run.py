@@ -62,7 +62,7 @@ def main() -> int:
     report: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full", "areas": {}}
     for area in args.only:
         print(f"[bench] {area} ...", file=sys.stderr, flush=True)
-        report["areas"][area] = run_area(area, args.quick, timeout=300 if args.quick else 5400)
+        report["areas"][area] = run_area(area, args.quick, timeout=900 if args.quick else 5400)
         print_table(area, report["areas"][area])
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
