@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.bench, pytest.mark.e2e, pytest.mark.spark]
+# not in `make test` yet: unverified within CI time on a loaded machine; run with `pytest -m bench`
+pytestmark = [pytest.mark.bench, pytest.mark.e2e, pytest.mark.spark, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).parent.parent
 
 
