@@ -59,6 +59,7 @@ def _activity(settings, api: str, steps: int = 6) -> None:
     """Files flowing through the ledger while the API samples, so the curves have a shape."""
     ddb = aws.client(settings, "dynamodb")
     table = settings.dynamodb_table_name
+    processed = httpx.get(f"{api}/pipeline/status").json()["files_processed"]
     for i in range(steps):
         rejected = i % 3 == 2
         counters = {"files_received": 2, "files_validated": 1 if rejected else 2, "rows_accepted": 900 + 37 * i}
@@ -67,11 +68,14 @@ def _activity(settings, api: str, steps: int = 6) -> None:
         ledger.mark_file(ddb, table, f"in-{i}", "validated", counters)
         ledger.mark_file(ddb, table, f"out-{i}", "processed", {"files_processed": 1 if rejected else 2})
         ledger.record_freshness(ddb, table, 2.4 + (i % 4) * 0.9, f"out-{i}")
-        seen = len(httpx.get(f"{api}/pipeline/history").json()["samples"])
+        processed += 1 if rejected else 2
+        # a sample taken before these marks may land after them: wait for one that counts them
         wait_for(
-            lambda seen=seen: len(httpx.get(f"{api}/pipeline/history").json()["samples"]) > seen,
+            lambda want=processed: (
+                (httpx.get(f"{api}/pipeline/history").json()["samples"] or [{}])[-1].get("files_processed") == want
+            ),
             timeout=30,
-            what="the next history sample",
+            what=f"a history sample with files_processed={processed}",
         )
 
 

@@ -5,24 +5,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+
+import structlog
 
 from playcount.core import aws, lake
 from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, Outcome, SqsMessage
 from playcount.core.resources import RESULTS, VALIDATED, resources
 from playcount.core.worker import run_worker
+from playcount.runner.config import load_options
 from playcount.runner.handler import Runner
 from playcount.runner.session import spark_session
+from playcount.runner.warmup import warm_up
 
 SERVICE = "kpi-spark-runner"
+log = structlog.get_logger(__name__)
 
 
 def build_runner(settings: Settings) -> Runner:
+    options = load_options()
     sqs = aws.client(settings, "sqs")
     spark = spark_session(settings)
-    spark.range(1).count()  # warm the JVM and planner before the first real batch
-    return Runner(
+    spark.range(1).count()  # start the JVM's executors and planner before the first batch
+    if settings.lake_read_mode == "stage":  # synthetic local files: the executors must share this disk
+        try:
+            warm_up(spark, Path(settings.work_dir) / "runner", options.runner_warmup_runs)
+        except Exception as exc:  # a warm-up is an optimization; a failing one must not stop the service
+            log.warning("runner.warmup_failed", error=repr(exc))
+    runner = Runner(
         settings=settings,
         spark=spark,
         s3=aws.client(settings, "s3"),
@@ -30,7 +42,10 @@ def build_runner(settings: Settings) -> Runner:
         ddb=aws.client(settings, "dynamodb"),
         fs=lake.filesystem(settings),
         results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
+        mirror_dates=options.runner_mirror_dates,
     )
+    runner.catalog.current()  # load and cache the metadata before the first batch
+    return runner
 
 
 @asynccontextmanager
@@ -43,6 +58,7 @@ async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[Bat
     try:
         yield handle
     finally:
+        await asyncio.to_thread(runner.close)
         await asyncio.to_thread(runner.spark.stop)
 
 

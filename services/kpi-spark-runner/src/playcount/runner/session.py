@@ -1,19 +1,46 @@
 """One warm SparkSession per runner process, tuned for the data size rather than Spark's defaults.
 
-`LAKE_READ_MODE=stage` (default) copies the needed date partitions to local disk with pyarrow
-(no hadoop-aws jars needed). `LAKE_READ_MODE=s3a` reads the lake in place through `s3a://`;
-it needs hadoop-aws and the matching AWS SDK bundle on the classpath (the runner's image adds
-them; see the README's Deploy section).
+`LAKE_READ_MODE=stage` (default) mirrors the needed date partitions to local disk with boto3
+(no hadoop-aws jars needed). `LAKE_READ_MODE=s3a` reads the lake in place through `s3a://`.
+That needs hadoop-aws of exactly the Hadoop version pyspark bundles, plus the AWS SDK v2
+bundle that Hadoop release declares. The runner's image adds both to pyspark's `jars/`
+(deploy/runner/fetch-s3a-jars.sh). Without them, `SPARK_S3A_PACKAGES` (or by default
+`org.apache.hadoop:hadoop-aws:<bundled version>`, whose POM pulls the matching SDK bundle)
+is resolved from Maven at start-up.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from urllib.parse import urlparse
 
+import pyspark
 from pyspark.sql import SparkSession
 
 from playcount.core.config import Settings
+
+JARS = Path(pyspark.__file__).parent / "jars"
+
+
+def bundled_hadoop_version(jars: Path = JARS) -> str:
+    """The Hadoop version pyspark ships (from `hadoop-client-api-<version>.jar`)."""
+    for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
+        match = re.fullmatch(r"hadoop-client-api-(.+)\.jar", jar.name)
+        if match:
+            return match.group(1)
+    raise FileNotFoundError(f"no hadoop-client-api jar in {jars}")
+
+
+def s3a_packages(jars: Path = JARS) -> str | None:
+    """Maven coordinates to add for s3a, or None when hadoop-aws is already on the classpath."""
+    explicit = os.environ.get("SPARK_S3A_PACKAGES")
+    if explicit:
+        return explicit
+    if any(jars.glob("hadoop-aws-*.jar")):
+        return None
+    return f"org.apache.hadoop:hadoop-aws:{bundled_hadoop_version(jars)}"
 
 
 def spark_session(settings: Settings, app_name: str = "playcount-kpi-runner") -> SparkSession:
@@ -21,15 +48,19 @@ def spark_session(settings: Settings, app_name: str = "playcount-kpi-runner") ->
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
         .config("spark.sql.session.timeZone", "UTC")
+        # each batch sets the count from its input size (compute.shuffle_partitions); this is the start
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
-        .config("spark.default.parallelism", str(settings.spark_shuffle_partitions))
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
+        # off: adaptive execution splits the batch's single plan into one job per stage (measurably
+        # slower for small batches), and its partition coalescing is replaced by sizing per batch
+        .config("spark.sql.adaptive.enabled", "false")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.files.maxPartitionBytes", str(64 << 20))
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
+        # one batch's plan has ~100 generated classes, more than the default cache (100) holds:
+        # every batch would recompile most of them
+        .config("spark.sql.codegen.cache.maxEntries", "2000")
     )
     if settings.lake_read_mode == "s3a":
         builder = _s3a(builder, settings)
@@ -51,7 +82,7 @@ def _s3a(builder: SparkSession.Builder, settings: Settings) -> SparkSession.Buil
             .config("spark.hadoop.fs.s3a.connection.ssl.enabled", str(url.scheme == "https").lower())
             .config("spark.hadoop.fs.s3a.endpoint.region", settings.aws_region)
         )
-    packages = os.environ.get("SPARK_S3A_PACKAGES")
+    packages = s3a_packages()
     if packages:
         builder = builder.config("spark.jars.packages", packages)
     return builder
