@@ -24,7 +24,7 @@ typecheck:
 	$(VENV)/mypy $(SRC)
 
 pytest:
-	$(VENV)/pytest -m "not bench" $(PYTEST_ARGS)
+	$(VENV)/pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/python -m bench.run

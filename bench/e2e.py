@@ -12,6 +12,8 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import json
+import os
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -53,8 +55,45 @@ def _wait_served(api: str, expected: dict[str, int], timeout: float) -> float:
         served = _days_served(api)
         if all(served.get(d) == n for d, n in expected.items()):
             return time.monotonic()
-        time.sleep(0.02)
+        time.sleep(0.1)
     raise TimeoutError(f"API did not serve {expected} within {timeout} s (last: {_days_served(api)})")
+
+
+def _log_events(log_dir: Path, service: str, event: str) -> list[dict[str, Any]]:
+    path = log_dir / f"{service}.log"
+    found = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        if line.startswith("{") and f'"{event}"' in line:
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return found
+
+
+def _profile(log_dir: Path, phase: str, since: dict[str, int]) -> dict[str, Any]:
+    """Where the time went, per stage, from the services' own logs (events after `since`)."""
+    judged = _log_events(log_dir, "ingest-validator", "object.judged")[since.get("validator", 0) :]
+    batches = _log_events(log_dir, "kpi-spark-runner", "batch.recomputed")[since.get("runner", 0) :]
+    applied = _log_events(log_dir, "dynamo-writer", "result.applied")[since.get("writer", 0) :]
+    out: dict[str, Any] = {f"{phase}_runner_batches": len(batches), f"{phase}_writer_results": len(applied)}
+    if judged:
+        out[f"{phase}_validator_s_per_file_median"] = round(median([e["seconds"] for e in judged]), 3)
+    if batches:
+        for part in ("stage_s", "compute_s", "emit_s"):
+            out[f"{phase}_runner_{part}_median"] = round(median([e[part] for e in batches]), 3)
+    if applied:
+        out[f"{phase}_writer_s_per_date_median"] = round(median([e["seconds"] for e in applied]), 3)
+        out[f"{phase}_writer_results_skipped"] = sum(bool(e["skipped"]) for e in applied)
+    return out
+
+
+def _log_marks(log_dir: Path) -> dict[str, int]:
+    return {
+        "validator": len(_log_events(log_dir, "ingest-validator", "object.judged")),
+        "runner": len(_log_events(log_dir, "kpi-spark-runner", "batch.recomputed")),
+        "writer": len(_log_events(log_dir, "dynamo-writer", "result.applied")),
+    }
 
 
 def _start(settings: Settings, log_dir: Path) -> Stack:
@@ -96,7 +135,10 @@ def run(quick: bool) -> dict[str, Any]:
                 table = generate.streams_table(rng, cat, fresh_rows, [fresh_base + dt.timedelta(days=i)])
                 files.append((table, generate.to_csv(table)))
             lags = []
+            marks: dict[str, int] = {}
             for i, (table, body) in enumerate(files):
+                if i == 1:  # profile the warm files only
+                    marks = _log_marks(log_dir)
                 expected = _distinct_per_day(table)
                 t0 = time.monotonic()
                 s3.put_object(
@@ -112,9 +154,14 @@ def run(quick: bool) -> dict[str, Any]:
             figures["freshness_p50_s"] = round(median(lags), 3)
             figures["freshness_p95_s"] = round(percentile(lags, 95), 3)
             figures["freshness_max_s"] = round(max(lags), 3)
+            figures.update(_profile(log_dir, "freshness", marks))
+            marks = _log_marks(log_dir)
             figures.update(_throughput(settings, stack, api, s3, rng, cat, bulk_files, bulk_events))
+            figures.update(_profile(log_dir, "throughput", marks))
         finally:
             codes = stack.stop()
+            if os.environ.get("BENCH_KEEP_LOGS"):  # the services' logs, for a timeline of the run
+                shutil.copytree(log_dir, os.environ["BENCH_KEEP_LOGS"], dirs_exist_ok=True)
             figures["clean_exit_codes"] = "all 0" if all(c == 0 for c in codes.values()) else str(codes)
     figures["api_cache_seconds"] = float(CACHE_SECONDS)
     return figures

@@ -71,9 +71,10 @@ def _applied_by(log_file) -> set[int]:
 
 
 def test_competing_writer_processes_end_on_the_newest_version_of_every_date(settings, stack, tmp_path):
-    # GIVEN three writer processes consuming the same results queue
+    # GIVEN three writer processes consuming the same results queue, each applying exactly the
+    # version its message names (not the newest stored), so that versions really race
     for _ in range(3):
-        stack(settings, services=("dynamo-writer",))
+        stack(settings, services=("dynamo-writer",), WRITER_APPLY_NEWEST="false")
     log_file = tmp_path / "logs" / "dynamo-writer.log"
     wait_for(lambda: log_file.exists() and log_file.read_text().count('"consumer.start"') == 3, timeout=60)
 
@@ -176,3 +177,45 @@ def test_a_replayed_message_is_counted_once(settings):
     assert not first.skipped and second.skipped
     assert ledger.read_counters(ddb, settings.dynamodb_table_name)["dates_written"] == 1
     assert_holds_exactly(ddb, settings.dynamodb_table_name, kpis)
+
+
+def test_a_writer_behind_applies_the_newest_result_of_a_date(settings):
+    # GIVEN three versions of a date, all stored (the runner recomputed it three times)
+    s3, ddb = aws.client(settings, "s3"), aws.client(settings, "dynamodb")
+    v1, v2, v3 = versions(DAY, 3, seed=31)
+    messages = [_store(settings, s3, k) for k in (v1, v2, v3)]
+    writer = Writer(settings=settings, s3=s3, ddb=ddb)
+
+    # WHEN the oldest message arrives first, then the others
+    try:
+        first = writer.handle(messages[0])
+        holds_after_first = kpi_items_of(ddb, settings.dynamodb_table_name, DAY)
+        rest = [writer.handle(m) for m in messages[1:]]
+    finally:
+        writer.close()
+
+    # THEN the first message already applied the newest result, the others were replays, and
+    # every message was settled and counted
+    assert first.version == v3.version and not first.skipped
+    assert holds_after_first == kpi_items_of(ddb, settings.dynamodb_table_name, DAY)
+    assert all(a.skipped and a.version == v3.version for a in rest)
+    assert_holds_exactly(ddb, settings.dynamodb_table_name, v3)
+    assert ledger.read_counters(ddb, settings.dynamodb_table_name)["dates_written"] == 3
+
+
+def test_a_writer_told_not_to_skip_ahead_applies_the_named_version(settings):
+    # GIVEN two stored versions of a date and a writer with apply_newest off
+    s3, ddb = aws.client(settings, "s3"), aws.client(settings, "dynamodb")
+    v1, v2 = versions(DAY, 2, seed=32)
+    m1, _ = (_store(settings, s3, k) for k in (v1, v2))
+    writer = Writer(settings=settings, s3=s3, ddb=ddb, options=WriterOptions(apply_newest=False))
+
+    # WHEN the older message is handled
+    try:
+        applied = writer.handle(m1)
+    finally:
+        writer.close()
+
+    # THEN exactly that version is stored
+    assert applied.version == v1.version
+    assert_holds_exactly(ddb, settings.dynamodb_table_name, v1)

@@ -1,6 +1,9 @@
 """The SQS consumer loop every worker runs.
 
-- long-polls a queue, optionally gathering a micro-batch for `batch_window` seconds;
+- long-polls a queue, optionally gathering a micro-batch for `batch_window` seconds, and
+  longer (up to `max_hold` s, at most half the visibility timeout) while `hold()` says more
+  is on its way (the runner holds while the validator's queue has a backlog, so a burst of
+  files costs a few recomputations of their dates, not one per file);
 - hands the batch to a handler, which reports an outcome per message (partial batch failure:
   one bad message never fails its neighbours);
 - keeps in-flight messages invisible while work runs (visibility heartbeat);
@@ -125,6 +128,9 @@ class Consumer:
     max_batch: int = 10
     batch_window: float = 0.0
     on_poll: Callable[[], None] | None = None
+    hold: Callable[[], Awaitable[bool]] | None = None
+    max_hold: float = 0.0
+    held: int = field(default=0, init=False)
     busy: bool = field(default=False, init=False)
     handled: int = field(default=0, init=False)
     reachable: bool = field(default=True, init=False)
@@ -200,6 +206,29 @@ class Consumer:
                 await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
                 continue
             messages += more
+        return await self._hold(messages, stop)
+
+    async def _hold(self, messages: list[SqsMessage], stop: asyncio.Event) -> list[SqsMessage]:
+        """Keep gathering while `hold()` says more is coming, for at most `max_hold` seconds."""
+        if self.hold is None or self.max_hold <= 0:
+            return messages
+        deadline = time.monotonic() + min(self.max_hold, self.visibility_timeout / 2)
+        started, held = time.monotonic(), False
+        while len(messages) < self.max_batch and time.monotonic() < deadline and not stop.is_set():
+            try:
+                if not await self.hold():
+                    break
+                held = True
+                messages += await self._receive_once(self.max_batch - len(messages), 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # holding is an optimization: on any doubt, work now
+                log.warning("consumer.hold_failed", error=repr(exc), holding=len(messages))
+                break
+            await asyncio.sleep(0.2)
+        if held:
+            self.held += 1
+            log.info("consumer.held", seconds=round(time.monotonic() - started, 2), messages=len(messages))
         return messages
 
     async def process(self, messages: list[SqsMessage]) -> dict[str, Outcome]:

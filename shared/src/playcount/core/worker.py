@@ -58,9 +58,13 @@ async def consume(
     batch_window: float = 0.0,
     max_batch: int = 10,
     shutdown_timeout: float = 30.0,
+    hold_while_backlog: str | None = None,
+    max_hold: float = 0.0,
 ) -> bool:
     """Run one worker's loop on the queue of `stage` until `stop` (or empty, with `burst`).
 
+    With `hold_while_backlog` (an upstream stage), a batch keeps gathering for up to `max_hold`
+    seconds while that stage's queue has messages waiting.
     Returns False when the batch in hand had to be abandoned (released) at shutdown.
     """
     session = aws.async_session()
@@ -77,6 +81,9 @@ async def consume(
         except Stopped:
             log.info("worker.stopped_before_start", service=service)
             return True
+        hold = None
+        if hold_while_backlog is not None:
+            hold = backlog_of(sqs, resources(settings).queue(hold_while_backlog).name)
         consumer = Consumer(
             sqs=sqs,
             queue_url=url,
@@ -87,9 +94,28 @@ async def consume(
             max_batch=max_batch,
             batch_window=batch_window,
             on_poll=lambda: record_health(settings.health_file, service),
+            hold=hold,
+            max_hold=max_hold,
         )
         task = asyncio.create_task(consumer.run(stop, burst=burst))
         return await _wait_then_drain(task, stop, shutdown_timeout)
+
+
+def backlog_of(sqs: Any, queue: str) -> Callable[[], Awaitable[bool]]:
+    """True while `queue` has messages waiting or in flight (a validator takes up to ten files
+    at once, so visible ones alone miss most of a burst). A message in retry backoff also
+    counts: it can hold a batch up to `max_hold`, never longer."""
+    url: str | None = None
+
+    async def waiting() -> bool:
+        nonlocal url
+        if url is None:
+            url = (await sqs.get_queue_url(QueueName=queue))["QueueUrl"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names))["Attributes"]
+        return any(int(attributes.get(name, 0)) > 0 for name in names)
+
+    return waiting
 
 
 async def _starting(call: Callable[[], Awaitable[T]], stop: asyncio.Event, what: str) -> T:

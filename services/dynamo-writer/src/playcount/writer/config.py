@@ -31,6 +31,8 @@ class WriterOptions:
     parallelism: conditional writes in flight at once (shared by the messages in hand).
     retry_rounds, backoff_base_seconds, backoff_cap_seconds: the second retry layer over
       botocore's, for writes still throttled (exponential backoff with full jitter).
+    apply_newest: a message whose date already has a newer result object applies that one
+      (WRITER_APPLY_NEWEST), so a writer behind a burst of recomputations catches up at once.
     """
 
     lease_seconds: float = 30.0
@@ -39,6 +41,7 @@ class WriterOptions:
     retry_rounds: int = 8
     backoff_base_seconds: float = 0.05
     backoff_cap_seconds: float = 2.0
+    apply_newest: bool = True
 
     def backoff(self) -> Backoff:
         return Backoff(base=self.backoff_base_seconds, cap=self.backoff_cap_seconds, rounds=self.retry_rounds)

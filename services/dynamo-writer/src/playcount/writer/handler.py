@@ -1,9 +1,17 @@
-"""One "KPIs ready" message: load the result, apply it, record freshness and counters."""
+"""One "KPIs ready" message: load the result, apply it, record freshness and counters.
+
+The runner stores every result object before it announces it, and a later version of a date
+saw at least the data of an earlier one. So when the date already has a newer result object
+than the message names, the writer applies that one instead (`apply_newest`): a writer behind
+a burst of recomputations jumps to the newest result of each date, and the messages of the
+versions in between are then replays that cost one request.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +20,7 @@ import structlog
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from playcount.core import keys, ledger, metrics
+from playcount.core import keys, lake, ledger, metrics
 from playcount.core.config import Settings
 from playcount.core.errors import PoisonMessage
 from playcount.core.kpis import DayKpis
@@ -21,6 +29,7 @@ from playcount.writer.apply import Applied, apply
 from playcount.writer.config import WriterOptions
 
 log = structlog.get_logger(__name__)
+_VERSION = re.compile(r"/v(\d+)\.json$")
 
 
 @dataclass
@@ -41,14 +50,21 @@ class Writer:
 
     def handle(self, message: KpiResultReady) -> Applied:
         """Apply the message's result. PoisonMessage if it can never apply; StaleResult if superseded."""
-        kpis = self._load(message)
+        key, version = message.result_key, message.version
+        if self.options.apply_newest:
+            newest = self._newest_version(message.date)
+            if newest > version:
+                log.info("result.superseded", date=str(message.date), version=version, applying=newest)
+                key, version = lake.result_key(self.settings, message.date, newest), newest
+        kpis = self._load(key, message.date, version)
         table = self.settings.dynamodb_table_name
         try:
             applied = apply(self.ddb, table, kpis, options=self.options, pool=self.pool)
         except keys.KeyError_ as exc:
             raise PoisonMessage(f"result {message.result_key} holds a value that cannot be a key: {exc}") from exc
         # a replay still marks the state: the first delivery may have died right after applying
-        ledger.mark_file(self.ddb, table, f"result-{kpis.date}-v{kpis.version}", "written", {"dates_written": 1})
+        # (marked per message: a message whose result was superseded is settled by the newer one)
+        ledger.mark_file(self.ddb, table, f"result-{message.date}-v{message.version}", "written", {"dates_written": 1})
         if not applied.skipped:
             metrics.DATES.labels("writer").inc()
             now = dt.datetime.now(dt.UTC)
@@ -72,17 +88,29 @@ class Writer:
         )
         return applied
 
-    def _load(self, message: KpiResultReady) -> DayKpis:
+    def _newest_version(self, day: dt.date) -> int:
+        """The highest version among the date's stored result objects (0 when there is none)."""
+        newest = 0
+        prefix = lake.result_key(self.settings, day, 0).rsplit("/", 1)[0] + "/"
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.s3_bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                found = _VERSION.search(obj["Key"])
+                if found:
+                    newest = max(newest, int(found.group(1)))
+        return newest
+
+    def _load(self, key: str, day: dt.date, version: int) -> DayKpis:
         try:
-            body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=message.result_key)["Body"].read()
+            body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise PoisonMessage(f"result object {message.result_key} does not exist") from exc
+                raise PoisonMessage(f"result object {key} does not exist") from exc
             raise
         try:
             kpis = DayKpis.model_validate_json(body)
         except ValidationError as exc:
-            raise PoisonMessage(f"result object {message.result_key} is not a day's KPIs") from exc
-        if kpis.date != message.date or kpis.version != message.version:
-            raise PoisonMessage(f"result object {message.result_key} does not match its message")
+            raise PoisonMessage(f"result object {key} is not a day's KPIs") from exc
+        if kpis.date != day or kpis.version != version:
+            raise PoisonMessage(f"result object {key} does not match its message")
         return kpis

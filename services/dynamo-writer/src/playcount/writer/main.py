@@ -13,7 +13,7 @@ from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import KpiResultReady, parse_model
 from playcount.core.resources import RESULTS
 from playcount.core.worker import run_worker
-from playcount.writer.config import dynamodb_client
+from playcount.writer.config import WriterOptions, dynamodb_client
 from playcount.writer.handler import Writer
 
 SERVICE = "dynamo-writer"
@@ -32,7 +32,12 @@ def batch_handler(writer: Writer) -> BatchHandler:
 
 @asynccontextmanager
 async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
-    writer = Writer(settings=settings, s3=aws.client(settings, "s3"), ddb=dynamodb_client(settings))
+    writer = Writer(
+        settings=settings,
+        s3=aws.client(settings, "s3"),
+        ddb=dynamodb_client(settings),
+        options=WriterOptions(apply_newest=settings.writer_apply_newest),
+    )
     try:
         yield batch_handler(writer)
     finally:

@@ -13,7 +13,7 @@ import structlog
 from playcount.core import aws, lake
 from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, Outcome, SqsMessage
-from playcount.core.resources import RESULTS, VALIDATED, resources
+from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 from playcount.core.worker import run_worker
 from playcount.runner.config import load_options
 from playcount.runner.handler import Runner
@@ -72,6 +72,8 @@ def run() -> None:
         handler_factory,
         batch_window=settings.runner_batch_window_seconds,
         max_batch=settings.runner_max_batch,
+        hold_while_backlog=S3_EVENTS,
+        max_hold=settings.runner_max_hold_seconds,
         shutdown_timeout=120.0,
     )
 

@@ -1,0 +1,66 @@
+"""A runner batch holds while the validator's queue has a backlog, and only then.
+
+In-process consumer loop against the emulator over HTTP, with the worker's real backlog check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from playcount.core import aws
+from playcount.core.consumer import Consumer, Outcome, SqsMessage
+from playcount.core.resources import S3_EVENTS, VALIDATED, resources
+from playcount.core.worker import backlog_of
+
+
+async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
+    """Send `a`, then `b` 1.5 s later; return the batches the consumer handled."""
+    direct = aws.client(settings, "sqs")
+    spec = resources(settings)
+    url = aws.queue_url(direct, spec.queue(VALIDATED).name)
+    upstream = aws.queue_url(direct, spec.queue(S3_EVENTS).name)
+    direct.purge_queue(QueueUrl=upstream)  # S3's test event, left there by the bootstrap
+    if upstream_backlog:
+        direct.send_message(QueueUrl=upstream, MessageBody="a file still to validate")
+    batches: list[list[str]] = []
+    both = asyncio.Event()
+
+    async def handle(messages: list[SqsMessage]) -> dict[str, Outcome]:
+        batches.append(sorted(m.body for m in messages))
+        if sum(map(len, batches)) >= 2:
+            both.set()
+        return {m.message_id: Outcome.DONE for m in messages}
+
+    session = aws.async_session()
+    async with aws.async_client(session, settings, "sqs") as sqs:
+        consumer = Consumer(
+            sqs, url, handle, "test", visibility_timeout=30, wait_seconds=1, max_batch=10, batch_window=0.3,
+            hold=backlog_of(sqs, spec.queue(S3_EVENTS).name), max_hold=10.0,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        direct.send_message(QueueUrl=url, MessageBody="a")
+        await asyncio.sleep(1.5)
+        direct.send_message(QueueUrl=url, MessageBody="b")
+        await asyncio.sleep(0.5)
+        if upstream_backlog:  # the validator takes the last file
+            got = direct.receive_message(QueueUrl=upstream, VisibilityTimeout=60)["Messages"]
+            direct.delete_message(QueueUrl=upstream, ReceiptHandle=got[0]["ReceiptHandle"])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both.wait(), 20)
+        stop.set()
+        await task
+    return batches
+
+
+async def test_a_batch_gathers_while_files_wait_upstream(settings):
+    # GIVEN a file waiting on the validator's queue, WHEN two validated messages arrive 1.5 s apart
+    # THEN they are handled in one batch (one recomputation, not two)
+    assert await _batches_seen(settings, upstream_backlog=True) == [["a", "b"]]
+
+
+async def test_a_lone_file_is_never_held(settings):
+    # GIVEN nothing waiting upstream, WHEN the same two messages arrive
+    # THEN the first is handled at once, alone
+    assert await _batches_seen(settings, upstream_backlog=False) == [["a"], ["b"]]
