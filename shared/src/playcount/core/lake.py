@@ -14,9 +14,31 @@ import datetime as dt
 import hashlib
 from urllib.parse import urlparse
 
+import pyarrow as pa
 from pyarrow import fs
 
 from playcount.core.config import Settings
+
+# the metadata snapshots' columns: written by the validator, read by the runner
+SONGS_SNAPSHOT = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("track_name", pa.string()),
+        ("artists", pa.string()),
+        ("track_genre", pa.string()),
+        ("duration_ms", pa.int64()),
+        ("popularity", pa.int64()),
+    ]
+)
+USERS_SNAPSHOT = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("user_name", pa.string()),
+        ("user_age", pa.int64()),
+        ("user_country", pa.string()),
+        ("created_at", pa.string()),
+    ]
+)
 
 
 def file_id(key: str, etag: str | None) -> str:

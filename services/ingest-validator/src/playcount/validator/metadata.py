@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from playcount.core import lake
 from playcount.core.keys import GENRE_PATTERN
 
 SONG_REQUIRED = ("track_id", "track_name", "artists", "track_genre", "duration_ms")
@@ -21,25 +22,8 @@ SONG_WANTED = (*SONG_REQUIRED, "popularity")
 USER_REQUIRED = ("user_id", "user_age", "user_country", "created_at")
 USER_WANTED = (*USER_REQUIRED, "user_name")
 
-SONG_SCHEMA = pa.schema(
-    [
-        ("track_id", pa.string()),
-        ("track_name", pa.string()),
-        ("artists", pa.string()),
-        ("track_genre", pa.string()),
-        ("duration_ms", pa.int64()),
-        ("popularity", pa.int64()),
-    ]
-)
-USER_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("user_name", pa.string()),
-        ("user_age", pa.int64()),
-        ("user_country", pa.string()),
-        ("created_at", pa.string()),
-    ]
-)
+SONG_SCHEMA = lake.SONGS_SNAPSHOT
+USER_SCHEMA = lake.USERS_SNAPSHOT
 _INT = r"^\s*[+]?\d{1,12}(\.0*)?\s*$"
 
 

@@ -17,20 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from playcount.core import lake
 from playcount.core.kpis import AGE_GROUPS
 
 SONG_COLUMNS = ("track_id", "track_name", "artists", "track_genre", "duration_ms")
 USER_COLUMNS = ("user_id", "user_age")
-SONGS_SCHEMA = pa.schema(
-    [
-        ("track_id", pa.string()),
-        ("track_name", pa.string()),
-        ("artists", pa.string()),
-        ("track_genre", pa.string()),
-        ("duration_ms", pa.int64()),
-    ]
-)
-USERS_SCHEMA = pa.schema([("user_id", pa.string()), ("user_age", pa.int64())])
+SONGS_SCHEMA = pa.schema([lake.SONGS_SNAPSHOT.field(c) for c in SONG_COLUMNS])
+USERS_SCHEMA = pa.schema([lake.USERS_SNAPSHOT.field(c) for c in USER_COLUMNS])
 # the lower bound of every age bin after the first: `<18` is 0, `18-24` is 1, ..., `65+` is 6
 _AGE_BOUNDS = np.array([int(label.split("-")[0].rstrip("+")) for label in AGE_GROUPS[1:]])
 
