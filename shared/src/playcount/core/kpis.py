@@ -14,19 +14,8 @@ RATIO_DIGITS = 6
 TOP_SONGS = 3
 TOP_GENRES = 5
 AGE_GROUPS = ("<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-
-
-def age_group(age: int) -> str:
-    """The engagement bin of an age: `<18`, `18-24`, ..., `65+`."""
-    if age < 18:
-        return "<18"
-    if age >= 65:
-        return "65+"
-    for label in AGE_GROUPS[1:-1]:
-        low, high = (int(x) for x in label.split("-"))
-        if low <= age <= high:
-            return label
-    raise AssertionError(age)  # pragma: no cover - the bins cover every integer
+# the youngest age of every group after the first: an age's group is AGE_GROUPS[bisect_right(...)]
+AGE_LOWER_BOUNDS = (18, 25, 35, 45, 55, 65)
 
 
 class _Frozen(BaseModel):

@@ -19,7 +19,8 @@ from pyarrow import fs
 
 from playcount.core.config import Settings
 
-# the metadata snapshots' columns: written by the validator, read by the runner
+# the lake's columns: written by the validator, read by the runner
+EVENTS = pa.schema([("user_id", pa.string()), ("track_id", pa.string()), ("listen_time", pa.timestamp("us", tz="UTC"))])
 SONGS_SNAPSHOT = pa.schema(
     [
         ("track_id", pa.string()),
@@ -66,8 +67,12 @@ def users_key(s: Settings) -> str:
     return f"{s.s3_validated_prefix}metadata/users.parquet"
 
 
+def results_prefix(s: Settings, day: dt.date) -> str:
+    return f"{s.s3_transformed_prefix}date={day.isoformat()}/"
+
+
 def result_key(s: Settings, day: dt.date, version: int) -> str:
-    return f"{s.s3_transformed_prefix}date={day.isoformat()}/v{version}.json"
+    return f"{results_prefix(s, day)}v{version}.json"
 
 
 def report_key(s: Settings, fid: str) -> str:

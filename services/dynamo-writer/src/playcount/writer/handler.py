@@ -91,7 +91,7 @@ class Writer:
     def _newest_version(self, day: dt.date) -> int:
         """The highest version among the date's stored result objects (0 when there is none)."""
         newest = 0
-        prefix = lake.result_key(self.settings, day, 0).rsplit("/", 1)[0] + "/"
+        prefix = lake.results_prefix(self.settings, day)
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.s3_bucket, Prefix=prefix)
         for page in pages:
             for obj in page.get("Contents", []):

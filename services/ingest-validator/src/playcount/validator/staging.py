@@ -20,15 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("track_id", pa.string()),
-        ("listen_time", pa.timestamp("us", tz="UTC")),
-        ("line", pa.int64()),
-    ]
-)
-LAKE_SCHEMA = EVENT_SCHEMA.remove(3)
+from playcount.core import lake
+
+EVENT_SCHEMA = lake.EVENTS.append(pa.field("line", pa.int64()))  # staged: the lake's columns and the line
 KEY = ["user_id", "track_id", "listen_time"]
 _SORT = ["listen_time", "user_id", "track_id"]
 FLUSH_BYTES = 32 << 20
@@ -97,7 +91,7 @@ class Staging:
             date = _EPOCH + dt.timedelta(days=day)
             out = self.dir / f"{date.isoformat()}.parquet"
             groups = self._groups.pop(day)
-            with pq.ParquetWriter(out, LAKE_SCHEMA) as writer:
+            with pq.ParquetWriter(out, lake.EVENTS) as writer:
                 parts = [_read_groups(groups)] if self._rows[day] <= SPLIT_ROWS else self._by_hour(date, groups)
                 for part in parts:
                     writer.write_table(_unique_events(part, on_duplicates).drop_columns(["line"]))

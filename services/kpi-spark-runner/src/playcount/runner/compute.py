@@ -25,7 +25,6 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
@@ -254,12 +253,3 @@ class _Day:
             ],
             hours=hours,
         )
-
-
-def explain(spark: SparkSession, inputs: Inputs, frames: DimFrames, dates: Sequence[dt.date]) -> Any:
-    """The physical plan of one batch (for profiling; see docs/runner.md)."""
-    events = _events(spark, inputs, frames, sorted(set(dates)))
-    try:
-        return _results(events, frames)._jdf.queryExecution().executedPlan().toString()
-    finally:
-        events.unpersist()

@@ -18,14 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from playcount.core import lake
-from playcount.core.kpis import AGE_GROUPS
+from playcount.core.kpis import AGE_LOWER_BOUNDS
 
 SONG_COLUMNS = ("track_id", "track_name", "artists", "track_genre", "duration_ms")
 USER_COLUMNS = ("user_id", "user_age")
 SONGS_SCHEMA = pa.schema([lake.SONGS_SNAPSHOT.field(c) for c in SONG_COLUMNS])
 USERS_SCHEMA = pa.schema([lake.USERS_SNAPSHOT.field(c) for c in USER_COLUMNS])
-# the lower bound of every age bin after the first: `<18` is 0, `18-24` is 1, ..., `65+` is 6
-_AGE_BOUNDS = np.array([int(label.split("-")[0].rstrip("+")) for label in AGE_GROUPS[1:]])
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def encode(songs: pa.Table, users: pa.Table) -> Dimensions:
 def age_bins(ages: pa.ChunkedArray | pa.Array) -> pa.Array:
     """The index in `AGE_GROUPS` of each age (null stays null)."""
     values = pc.fill_null(ages, 0).to_numpy(zero_copy_only=False)
-    bins = np.searchsorted(_AGE_BOUNDS, values, side="right").astype(np.int32)
+    bins = np.searchsorted(AGE_LOWER_BOUNDS, values, side="right").astype(np.int32)
     return pa.array(bins, pa.int32(), mask=pc.is_null(ages).to_numpy(zero_copy_only=False))
 
 

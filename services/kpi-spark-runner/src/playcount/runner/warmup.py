@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
+from playcount.core import lake
 from playcount.runner import catalog
 from playcount.runner.compute import Inputs, compute
 
@@ -41,10 +42,9 @@ def _tables(n_events: int) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
                 {
                     "user_id": [f"u{i % 31}" for i in range(n_events)],  # u30 is unknown to the metadata
                     "track_id": [f"t{i % 21}" for i in range(n_events)],  # and so is t20
-                    "listen_time": pa.array(
-                        [start + dt.timedelta(seconds=97 * i) for i in range(n_events)], pa.timestamp("us", tz="UTC")
-                    ),
-                }
+                    "listen_time": [start + dt.timedelta(seconds=97 * i) for i in range(n_events)],
+                },
+                schema=lake.EVENTS,
             )
         )
     return songs, users, parts
