@@ -77,6 +77,6 @@ def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
 def spark() -> Iterator[Any]:
     from playcount.runner.session import spark_session
 
-    session = spark_session(load_settings({"SPARK_MASTER": "local[2]", "SPARK_SHUFFLE_PARTITIONS": "4"}))
+    session = spark_session(load_settings({"SPARK_MASTER": "local[2]"}))
     yield session
     session.stop()

@@ -112,7 +112,7 @@ def run(quick: bool) -> dict[str, Any]:
     bulk_files = 5 if quick else 100
     bulk_events = 50_000 if quick else 10_000_000
     figures: dict[str, Any] = {}
-    with sandbox(api_cache_seconds=float(CACHE_SECONDS), spark_shuffle_partitions=4) as settings:
+    with sandbox(api_cache_seconds=float(CACHE_SECONDS)) as settings:
         log_dir = Path(settings.work_dir) / "logs"
         stack = _start(settings, log_dir)
         api = f"http://127.0.0.1:{settings.api_port}"

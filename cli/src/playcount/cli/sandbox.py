@@ -31,7 +31,6 @@ def sandbox_settings(endpoint: str, work_dir: Path, **overrides: Any) -> Setting
         "WORK_DIR": str(work_dir),
         "API_PORT": str(emulator.free_port()),
         "SPARK_MASTER": "local[2]",
-        "SPARK_SHUFFLE_PARTITIONS": "4",
         "RUNNER_BATCH_WINDOW_SECONDS": "0.2",
         "API_CACHE_SECONDS": "0.5",
     }

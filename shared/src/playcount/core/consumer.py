@@ -130,7 +130,6 @@ class Consumer:
     on_poll: Callable[[], None] | None = None
     hold: Callable[[], Awaitable[bool]] | None = None
     max_hold: float = 0.0
-    held: int = field(default=0, init=False)
     busy: bool = field(default=False, init=False)
     handled: int = field(default=0, init=False)
     reachable: bool = field(default=True, init=False)
@@ -212,22 +211,23 @@ class Consumer:
         """Keep gathering while `hold()` says more is coming, for at most `max_hold` seconds."""
         if self.hold is None or self.max_hold <= 0:
             return messages
-        deadline = time.monotonic() + min(self.max_hold, self.visibility_timeout / 2)
-        started, held = time.monotonic(), False
+        started = time.monotonic()
+        deadline = started + min(self.max_hold, self.visibility_timeout / 2)
+        held = False
         while len(messages) < self.max_batch and time.monotonic() < deadline and not stop.is_set():
             try:
                 if not await self.hold():
                     break
                 held = True
-                messages += await self._receive_once(self.max_batch - len(messages), 0)
+                # a 1 s long poll: it returns as soon as the next message arrives, which is when
+                # the backlog may have changed (no fixed sleep between checks)
+                messages += await self._receive_once(self.max_batch - len(messages), 1)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # holding is an optimization: on any doubt, work now
                 log.warning("consumer.hold_failed", error=repr(exc), holding=len(messages))
                 break
-            await asyncio.sleep(0.2)
         if held:
-            self.held += 1
             log.info("consumer.held", seconds=round(time.monotonic() - started, 2), messages=len(messages))
         return messages
 

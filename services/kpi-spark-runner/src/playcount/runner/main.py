@@ -15,7 +15,6 @@ from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, Outcome, SqsMessage
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 from playcount.core.worker import run_worker
-from playcount.runner.config import load_options
 from playcount.runner.handler import Runner
 from playcount.runner.session import spark_session
 from playcount.runner.warmup import warm_up
@@ -25,13 +24,12 @@ log = structlog.get_logger(__name__)
 
 
 def build_runner(settings: Settings) -> Runner:
-    options = load_options()
     sqs = aws.client(settings, "sqs")
     spark = spark_session(settings)
     spark.range(1).count()  # start the JVM's executors and planner before the first batch
     if settings.lake_read_mode == "stage":  # synthetic local files: the executors must share this disk
         try:
-            warm_up(spark, Path(settings.work_dir) / "runner", options.runner_warmup_runs)
+            warm_up(spark, Path(settings.work_dir) / "runner", settings.runner_warmup_runs)
         except Exception as exc:  # a warm-up is an optimization; a failing one must not stop the service
             log.warning("runner.warmup_failed", error=repr(exc))
     runner = Runner(
@@ -42,7 +40,7 @@ def build_runner(settings: Settings) -> Runner:
         ddb=aws.client(settings, "dynamodb"),
         fs=lake.filesystem(settings),
         results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
-        mirror_dates=options.runner_mirror_dates,
+        mirror_dates=settings.runner_mirror_dates,
     )
     runner.catalog.current()  # load and cache the metadata before the first batch
     return runner

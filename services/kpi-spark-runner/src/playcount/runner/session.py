@@ -48,8 +48,7 @@ def spark_session(settings: Settings, app_name: str = "playcount-kpi-runner") ->
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
         .config("spark.sql.session.timeZone", "UTC")
-        # each batch sets the count from its input size (compute.shuffle_partitions); this is the start
-        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        # no fixed spark.sql.shuffle.partitions: each batch sizes it from its input (compute.shuffle_partitions)
         # off: adaptive execution splits the batch's single plan into one job per stage (measurably
         # slower for small batches), and its partition coalescing is replaced by sizing per batch
         .config("spark.sql.adaptive.enabled", "false")
