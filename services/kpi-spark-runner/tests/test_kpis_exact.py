@@ -7,70 +7,17 @@ snapshots), then the real Runner recomputes on the warm local Spark session.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from playcount.cli import generate
-from playcount.core import aws, lake
 from playcount.core.kpis import DayKpis
-from playcount.core.messages import FileValidated, KpiResultReady
-from playcount.core.resources import RESULTS, resources
-from playcount.runner.handler import Runner
 from tests import oracle
 
 pytestmark = pytest.mark.spark
 UTC = dt.UTC
-EVENT_SCHEMA = pa.schema([("user_id", pa.string()), ("track_id", pa.string()),
-                          ("listen_time", pa.timestamp("us", tz="UTC"))])  # fmt: skip
-
-
-def _write_events(settings, fs, file_id: str, events: list[tuple[str, str, dt.datetime]]) -> list[dt.date]:
-    by_day: dict[dt.date, list[tuple[str, str, dt.datetime]]] = {}
-    for e in events:
-        by_day.setdefault(e[2].astimezone(UTC).date(), []).append(e)
-    for day, rows in by_day.items():
-        table = pa.table(
-            {"user_id": [r[0] for r in rows], "track_id": [r[1] for r in rows], "listen_time": [r[2] for r in rows]},
-            schema=EVENT_SCHEMA,
-        )
-        pq.write_table(table, lake.path(settings, lake.events_key(settings, day, file_id)), filesystem=fs)
-    return sorted(by_day)
-
-
-def _write_metadata(settings, fs, songs: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]]) -> None:
-    pq.write_table(
-        pa.table({
-            "track_id": list(songs),
-            "track_name": [s["track_name"] for s in songs.values()],
-            "artists": [s["artists"] for s in songs.values()],
-            "track_genre": [s["track_genre"] for s in songs.values()],
-            "duration_ms": pa.array([int(s["duration_ms"]) for s in songs.values()], pa.int64()),
-        }),
-        lake.path(settings, lake.songs_key(settings)), filesystem=fs,
-    )  # fmt: skip
-    pq.write_table(
-        pa.table({"user_id": list(users), "user_age": [int(u["user_age"]) for u in users.values()]}),
-        lake.path(settings, lake.users_key(settings)), filesystem=fs,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def runner(settings, spark) -> Runner:
-    sqs = aws.client(settings, "sqs")
-    return Runner(
-        settings=settings, spark=spark, s3=aws.client(settings, "s3"), sqs=sqs, ddb=aws.client(settings, "dynamodb"),
-        fs=lake.filesystem(settings), results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
-    )  # fmt: skip
-
-
-def _msg(kind: str, dates: list[dt.date], fid: str = "f") -> FileValidated:
-    return FileValidated(kind=kind, file_id=fid, source_key=f"streams/{fid}.csv", dates=dates, report_key="r",
-                         validated_at=dt.datetime.now(UTC))  # fmt: skip
 
 
 def assert_matches_oracle(results: list[DayKpis], expected: dict[str, dict[str, Any]]) -> None:
@@ -115,12 +62,11 @@ def _ties_world() -> tuple[dict, dict, list[tuple[str, str, dt.datetime]]]:
     return songs, users, events
 
 
-def test_ties_are_broken_as_defined(settings, runner):
+def test_ties_are_broken_as_defined(lake_state, make_runner, h):
     songs, users, events = _ties_world()
-    fs = lake.filesystem(settings)
-    _write_metadata(settings, fs, songs, users)
-    dates = _write_events(settings, fs, "a", events)
-    results = runner.recompute([_msg("streams", dates)])
+    lake_state.metadata(songs, users)
+    dates = lake_state.events("a", events)
+    results = make_runner().recompute([h.validated("streams", dates)])
     expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users)
     assert_matches_oracle(results, expected)
     rock = next(g for g in results[0].genres if g.genre == "rock")
@@ -131,12 +77,11 @@ def test_ties_are_broken_as_defined(settings, runner):
     assert (hour.top_artist, hour.most_engaged_age_group) == ("Abe", "<18")
 
 
-def test_generated_files_with_cross_file_duplicates_and_midnight(settings, runner):
+def test_generated_files_with_cross_file_duplicates_and_midnight(lake_state, make_runner, h):
     songs_t, users_t, cat = generate.dataset(seed=21, n_tracks=200, n_users=90)
     songs = oracle.metadata_from_csv(songs_t.to_pylist(), "track_id")
     users = oracle.metadata_from_csv(users_t.to_pylist(), "user_id")
-    fs = lake.filesystem(settings)
-    _write_metadata(settings, fs, songs, users)
+    lake_state.metadata(songs, users)
     rng = np.random.default_rng(4)
     days = [dt.date(2025, 6, 24), dt.date(2025, 6, 25)]
     all_events = []
@@ -144,48 +89,42 @@ def test_generated_files_with_cross_file_duplicates_and_midnight(settings, runne
         table = generate.streams_table(rng, cat, 1500, days)
         events = [(r["user_id"], r["track_id"], oracle.parse_time(r["listen_time"])) for r in table.to_pylist()]
         all_events += events
-        _write_events(settings, fs, fid, events)
+        lake_state.events(fid, events)
     # f3 repeats 200 events of f1 exactly (duplicates across files), and spans midnight
     duplicate = all_events[:200]
-    _write_events(settings, fs, "f3", duplicate)
-    results = runner.recompute([_msg("streams", days, "f1"), _msg("streams", days, "f3")])
+    lake_state.events("f3", duplicate)
+    results = make_runner().recompute([h.validated("streams", days, "f1"), h.validated("streams", days, "f3")])
     expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in all_events + duplicate], songs, users)
     assert_matches_oracle(results, expected)
     assert sum(r.events for r in results) == len(set(all_events))
 
 
-def test_genre_fix_recomputes_history_and_only_touched_dates(settings, runner):
+def test_genre_fix_recomputes_history_and_only_touched_dates(lake_state, make_runner, h):
     songs, users, events = _ties_world()
     later = [(u, t, w + dt.timedelta(days=2)) for u, t, w in events]
-    fs = lake.filesystem(settings)
-    _write_metadata(settings, fs, songs, users)
-    _write_events(settings, fs, "a", events + later)
-    first = runner.recompute([_msg("streams", [dt.date(2025, 6, 24)])])
+    lake_state.metadata(songs, users)
+    lake_state.events("a", events + later)
+    runner = make_runner()
+    first = runner.recompute([h.validated("streams", [dt.date(2025, 6, 24)])])
     assert [r.date for r in first] == [dt.date(2025, 6, 24)]  # the other date was not asked for
     songs["t5"] = {**songs["t5"], "track_genre": "rock"}  # a corrected genre
-    _write_metadata(settings, fs, songs, users)
-    second = runner.recompute([_msg("songs", [dt.date(2025, 6, 24)], "songs-fix")])
+    lake_state.metadata(songs, users)
+    second = runner.recompute([h.validated("songs", [dt.date(2025, 6, 24)], "songs-fix")])
     assert second[0].version > first[0].version
     expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users)
     assert_matches_oracle(second, expected)
     assert "jazz" not in {g.genre for g in second[0].genres}
 
 
-def test_same_input_same_output_and_one_message_per_date(settings, runner):
+def test_same_input_same_output_and_one_message_per_date(settings, lake_state, make_runner, h):
     songs, users, events = _ties_world()
-    fs = lake.filesystem(settings)
-    _write_metadata(settings, fs, songs, users)
-    dates = _write_events(settings, fs, "a", events)
-    one = runner.recompute([_msg("streams", dates)])
-    two = runner.recompute([_msg("streams", dates)])
-    strip = [{k: v for k, v in r.model_dump(mode="json").items() if k not in ("version", "computed_at")} for r in one]
-    assert strip == [{k: v for k, v in r.model_dump(mode="json").items() if k not in ("version", "computed_at")}
-                     for r in two]  # fmt: skip
-    sqs = aws.client(settings, "sqs")
-    got = sqs.receive_message(QueueUrl=runner.results_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    messages = [KpiResultReady.model_validate_json(m["Body"]) for m in got.get("Messages", [])]
-    assert sorted(m.version for m in messages) == sorted([one[0].version, two[0].version])
-    stored = json.loads(
-        aws.client(settings, "s3").get_object(Bucket=settings.s3_bucket, Key=messages[0].result_key)["Body"].read()
-    )
-    assert DayKpis.model_validate(stored).date == dates[0]
+    lake_state.metadata(songs, users)
+    dates = lake_state.events("a", events)
+    runner = make_runner()
+    one = runner.recompute([h.validated("streams", dates)])
+    two = runner.recompute([h.validated("streams", dates)])
+    assert h.comparable(one) == h.comparable(two)
+    # one message per date and computation, each pointing at its stored result
+    received = h.received_results(settings)
+    assert sorted(ready.version for ready, _ in received) == sorted([one[0].version, two[0].version])
+    assert all(stored.date == dates[0] and stored.version == ready.version for ready, stored in received)
