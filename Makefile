@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 SRC := shared/src services/ingest-validator/src services/kpi-spark-runner/src services/dynamo-writer/src services/query-api/src cli/src
 PYTEST_ARGS ?=
+ONLY ?=
 
 .PHONY: setup run test lint typecheck pytest bench bench-quick clean
 
@@ -27,10 +28,10 @@ pytest:
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(VENV)/python -m bench.run
+	$(VENV)/python -m bench.run $(if $(ONLY),--only $(ONLY))
 
 bench-quick: setup
-	$(VENV)/python -m bench.run --quick
+	$(VENV)/python -m bench.run --quick $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

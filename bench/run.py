@@ -1,6 +1,7 @@
 """`make bench`: every benchmark area in its own process, one table, and JSON under bench/results/.
 
-Areas: e2e (freshness, throughput, per-service memory), validator, runner, writer, api.
+Areas: e2e (freshness, throughput, per-service memory), catalog (a 5M-user catalog), validator,
+runner, writer, api. `make bench ONLY="catalog runner"` runs some of them.
 `--quick` uses small sizes (a smoke check of the harness, under 3 minutes); figures from a
 quick run say nothing about speed.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from bench.common import print_table
 
-AREAS = ("e2e", "validator", "runner", "writer", "api")
+AREAS = ("e2e", "catalog", "validator", "runner", "writer", "api")
 RESULTS = Path(__file__).parent / "results"
 
 

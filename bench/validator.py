@@ -7,7 +7,16 @@ Figures (each phase runs in a child process of its own, so its peak RSS is its o
 - `pandas_*`: `pandas.read_csv` plus the equivalent checks (trim, missing, id length, ISO
   timestamps with offsets, range, unknown ids, within-file duplicates) on the same local file;
   `agree` says both found the same number of accepted rows;
-- `big_*`: the core on a ~2 GB file generated on local disk: peak RSS must stay well under 1 GB.
+- `big_*`: the core on a ~2 GB file generated on local disk: peak RSS must stay well under 1 GB;
+- `ids_{n}_*`: the known-ids index of a users catalog of n ids (5k, and 10M; `--quick` 1M), built
+  as `KnownIds` builds it: `read_s` reads the ids from the catalog's segment in the emulator's S3
+  (k-way merge, a row group at a time), `index_s` builds the index, `index_mb` is its size,
+  `rss_mb` the process after the build and `peak_rss_mb` its peak; `lookup_ms` judges 10k
+  distinct ids (half known) against it, median of 20. `reread_*` is what the validator did per
+  stream file before, in a process of its own: read the whole id column, then `is_in`;
+- `correction_{n}_*`: a 100-row users file (random ids, 50 changed) against a catalog of 5M users
+  (`--quick` 1M): reading the current rows of its ids (`read_current_s`), writing its segment
+  and manifest (`upsert_s`), and the segments' rows after (the base is not rewritten).
 
 `python -m bench.validator` uses a 10M-row file; `--quick` 200k rows and a ~50 MB big file.
 """
@@ -23,16 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from bench.common import PeakRss, main
+from bench.common import PeakRss, main, median
 from playcount.cli import generate
 from playcount.cli.sandbox import sandbox
-from playcount.core import aws, logs
+from playcount.core import aws, lake, logs, snapshots
 from playcount.core.config import Settings, load_settings
+from playcount.core.idindex import IdIndex
 from playcount.core.messages import S3ObjectRef
 from playcount.validator import streams
 from playcount.validator.main import build_validator
@@ -78,8 +89,8 @@ def _ignore(*args: object) -> None:
 
 
 def _core(path: str, meta: str, work: str) -> dict[str, Any]:
-    tracks = pq.read_table(Path(meta) / "songs.parquet")["track_id"].combine_chunks()
-    users = pq.read_table(Path(meta) / "users.parquet")["user_id"].combine_chunks()
+    tracks = IdIndex.build([pq.read_table(Path(meta) / "songs.parquet")["track_id"]])
+    users = IdIndex.build([pq.read_table(Path(meta) / "users.parquet")["user_id"]])
     started = time.perf_counter()
     with open(path, "rb") as body:
         judged = streams.judge_file(body, path, tracks, users, work, on_day=_ignore, on_quarantine=_ignore)
@@ -165,6 +176,117 @@ def _rate(result: dict[str, Any]) -> int:
     return round(result["rows"] / result["seconds"])
 
 
+def _user_ids(numbers: np.ndarray) -> pa.Array:
+    """The ids of user numbers, such as `user-0001234567` (15 bytes)."""
+    padded = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width=10, padding="0")
+    return pc.binary_join_element_wise("user-", padded, "")
+
+
+def _ids_catalog(settings: Settings, n: int) -> None:
+    """Make a users catalog of n ids (one segment), as a 10M-user upload leaves it after compaction."""
+    ids = _user_ids(np.arange(n))
+    table = pa.table({"user_id": ids, "user_age": pa.array(np.arange(n) % 90, pa.int64())})
+    snapshots.replace_catalog(settings, aws.client(settings, "s3"), lake.filesystem(settings), "users", table)
+
+
+def _queries(n: int) -> pa.Array:
+    """10k distinct ids: 5k of the catalog's, 5k it does not have."""
+    rng = np.random.default_rng(SEED)
+    unknown = pc.binary_join_element_wise("nobody-", pc.cast(pa.array(np.arange(5000)), pa.string()), "")
+    return pa.concat_arrays([_user_ids(rng.choice(n, 5000, replace=False)), unknown])
+
+
+def _ids_lookup(env: dict[str, str], n: int) -> dict[str, Any]:
+    """Build the validator's index of the catalog as `KnownIds` does, then time 10k lookups against it."""
+    settings = load_settings(env)
+    s3, fs = aws.client(settings, "s3"), lake.filesystem(settings)
+    manifest = snapshots.read_manifest(settings, s3, "users")
+    started = time.perf_counter()
+    chunks = [rows["user_id"] for rows in snapshots.iter_current(settings, fs, manifest, ["user_id"])]
+    read_s = time.perf_counter() - started
+    started = time.perf_counter()
+    index = IdIndex.build(chunks)
+    index_s = time.perf_counter() - started
+    del chunks
+    assert len(index) == n
+    rss_mb = psutil.Process().memory_info().rss / 2**20
+    queries = _queries(n)
+    lookups = []
+    for _ in range(20):
+        t = time.perf_counter()
+        hits = index.contains(queries)
+        lookups.append(time.perf_counter() - t)
+    assert pc.sum(hits).as_py() == 5000
+    return {
+        "read_s": round(read_s, 2),
+        "index_s": round(index_s, 2),
+        "index_mb": round(index.nbytes / 2**20, 1),
+        "rss_mb": round(rss_mb, 1),
+        "lookup_ms": round(median(lookups) * 1000, 2),
+    }
+
+
+def _ids_reread(env: dict[str, str], n: int) -> dict[str, Any]:
+    """What the validator did per stream file before: read the whole id column, then `is_in`."""
+    settings = load_settings(env)
+    s3, fs = aws.client(settings, "s3"), lake.filesystem(settings)
+    manifest = snapshots.read_manifest(settings, s3, "users")
+    queries = _queries(n)
+    started = time.perf_counter()
+    whole = pq.read_table(lake.path(settings, manifest.segments[0].key), filesystem=fs, columns=["user_id"])
+    assert pc.sum(pc.is_in(queries, value_set=whole["user_id"].combine_chunks())).as_py() == 5000
+    return {"s": round(time.perf_counter() - started, 3)}
+
+
+def _correction(env: dict[str, str], n: int) -> dict[str, Any]:
+    """A 100-row users file (random ids, 50 of them changed) upserted onto a catalog of n users."""
+    settings = load_settings(env)
+    s3, fs = aws.client(settings, "s3"), lake.filesystem(settings)
+    rng = np.random.default_rng(SEED)
+    picked = rng.choice(n, 100, replace=False)
+    ages = np.where(np.arange(100) % 2 == 0, 200, picked % 90)  # 200: a changed age (the catalog has 0..89)
+    rows = pa.table({"user_id": _user_ids(picked), "user_age": pa.array(ages, pa.int64())})
+    manifest = snapshots.read_manifest(settings, s3, "users")
+    started = time.perf_counter()
+    current = snapshots.read_current(settings, fs, manifest, ["user_age"], ids=rows["user_id"])
+    read_s = time.perf_counter() - started
+    changed = rows.join(current, "user_id", right_suffix="_old").filter(
+        pc.not_equal(pc.field("user_age"), pc.field("user_age_old"))
+    )
+    started = time.perf_counter()
+    after = snapshots.upsert(settings, s3, fs, manifest, "correction", rows)
+    upsert_s = time.perf_counter() - started
+    return {
+        "read_current_s": round(read_s, 3),
+        "changed": changed.num_rows,
+        "upsert_s": round(upsert_s, 3),
+        "segment_rows": "/".join(str(seg.rows) for seg in after.segments),
+    }
+
+
+def _correction_figures(quick: bool) -> dict[str, Any]:
+    n = 1_000_000 if quick else 5_000_000
+    with sandbox() as settings:
+        _ids_catalog(settings, n)
+        env = {**settings.to_env(), **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+        result = _measured(_correction, env, n)
+    return {f"correction_{n // 1_000_000}m_{k}": v for k, v in result.items()}
+
+
+def _ids_figures(quick: bool) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for n in (5_000, 1_000_000 if quick else 10_000_000):
+        with sandbox() as settings:
+            _ids_catalog(settings, n)
+            env = {**settings.to_env(), **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+            result = _measured(_ids_lookup, env, n)
+            reread = _measured(_ids_reread, env, n)
+        label = f"ids_{n // 1000}k" if n < 1_000_000 else f"ids_{n // 1_000_000}m"
+        figures.update({f"{label}_{k}": v for k, v in result.items()})
+        figures.update({f"{label}_reread_{k}": v for k, v in reread.items()})
+    return figures
+
+
 # -- the benchmark -------------------------------------------------------------------------------
 def run(quick: bool) -> dict[str, Any]:
     logs.configure("WARNING")
@@ -191,6 +313,7 @@ def run(quick: bool) -> dict[str, Any]:
         big_rows, big_bytes = _write_streams(big, cat, size=big_size)
         big_core = _measured(_core, str(big), str(root), str(work))
 
+    ids = {**_ids_figures(quick), **_correction_figures(quick)}
     return {
         "rows": rows,
         "file_mb": round(size / 2**20, 1),
@@ -206,6 +329,7 @@ def run(quick: bool) -> dict[str, Any]:
         "big_rows": big_rows,
         "big_rows_per_s": _rate(big_core),
         "big_peak_rss_mb": big_core["peak_rss_mb"],
+        **ids,
     }
 
 

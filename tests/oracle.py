@@ -11,6 +11,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pytest
+
 AGE_BINS = [("<18", 0, 17), ("18-24", 18, 24), ("25-34", 25, 34), ("35-44", 35, 44), ("45-54", 45, 54),
             ("55-64", 55, 64), ("65+", 65, 10**6)]  # fmt: skip
 
@@ -113,3 +115,27 @@ def metadata_from_csv(rows: Iterable[Mapping[str, str]], id_column: str) -> dict
                 clean["track_genre"] = clean["track_genre"].lower()
             out[key] = clean
     return out
+
+
+def assert_matches(results: list[Any], expected: dict[str, dict[str, Any]]) -> None:
+    """Every field of the runner's DayKpis equals the oracle's (ratios to 1e-6)."""
+    assert {r.date.isoformat() for r in results} == set(expected)
+    for r in results:
+        want = expected[r.date.isoformat()]
+        got_genres = {g.genre: g for g in r.genres}
+        assert set(got_genres) == set(want["genres"]), r.date
+        for name, w in want["genres"].items():
+            g = got_genres[name]
+            assert (g.listen_count, g.unique_listeners, g.total_listening_time_ms) == (
+                w["listen_count"], w["unique_listeners"], w["total_listening_time_ms"]), (r.date, name)  # fmt: skip
+            assert g.avg_listening_time_per_user_ms == pytest.approx(w["avg_listening_time_per_user_ms"], abs=1e-6)
+            assert [s.model_dump() for s in g.top_songs] == w["top_songs"], (r.date, name)
+        assert [t.model_dump() for t in r.top_genres] == want["top_genres"], r.date
+        got_hours = {h.hour: h.model_dump() for h in r.hours}
+        assert set(got_hours) == set(want["hours"]), r.date
+        for hour, w in want["hours"].items():
+            got = got_hours[hour]
+            for field in ("listen_count", "unique_listeners", "top_artist", "most_engaged_age_group"):
+                assert got[field] == w[field], (r.date, hour, field)
+            for field in ("avg_listens_per_user", "track_diversity_index"):
+                assert got[field] == pytest.approx(w[field], abs=1e-6), (r.date, hour, field)

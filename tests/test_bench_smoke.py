@@ -37,3 +37,7 @@ def test_quick_bench_produces_every_table(tmp_path):
     assert report["areas"]["validator"]["agree"] is True
     runner = report["areas"]["runner"]
     assert 0.99 * runner["events"] <= runner["distinct_events"] <= runner["events"]
+    catalog = report["areas"]["catalog"]
+    assert catalog["clean_exit_codes"] == "all 0" and len(catalog["large_freshness_s"]) == 4
+    # the job's own counters: catalog rows taking part never exceed the 2k tracks and 5k users the files use
+    assert all(songs <= 2000 and users <= 5000 for songs, users in catalog["large_runner_rows_taking_part"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -66,3 +68,60 @@ def test_stream_file_becomes_served_kpis(settings, stack):
     assert c["files_validated"] == 3 and c["files_rejected"] == 0 and c["files_processed"] == 1
     status, pipeline = get_json(f"{api}/pipeline/status")
     assert status == 200 and pipeline["idle"] is True and pipeline["dlq_total"] == 0
+
+
+def test_any_genre_name_is_counted_and_served_by_its_percent_encoded_name(settings, stack):
+    # GIVEN the four services, and songs whose genres are in several scripts and cases, one
+    # decomposed (forro + combining acute), one with '/', and one that cannot be a key (BEL)
+    stack(settings)
+    s3 = aws.client(settings, "s3")
+    songs = (
+        "track_id,track_name,artists,track_genre,duration_ms\n"
+        "t1,One,A,Música Mexicana,200000\n"
+        "t2,Two,B,forro\u0301,180000\n"
+        "t3,Three,C,R&B,240000\n"
+        "t4,Four,D,K-Pop,100000\n"
+        "t5,Five,E,Hip-Hop/Rap,120000\n"
+        "t6,Six,F,rock\x07,100000\n"
+    )
+    users = "user_id,user_age,user_country,created_at\nu1,30,US,2020-01-01\nu2,41,GB,2021-05-02\n"
+    s3.put_object(Bucket=settings.s3_bucket, Key=f"{settings.songs_prefix}songs.csv", Body=songs.encode())
+    s3.put_object(Bucket=settings.s3_bucket, Key=f"{settings.users_prefix}users.csv", Body=users.encode())
+    assert wait_until_idle(settings, timeout=120)
+
+    # WHEN a stream file of 2025-06-24 is uploaded (the listen of t6 has no known track)
+    listens = [
+        ("u1", "t1", "10:00"), ("u1", "t1", "11:00"), ("u2", "t1", "12:00"), ("u1", "t2", "10:05"),
+        ("u2", "t3", "10:10"), ("u1", "t3", "10:20"), ("u1", "t4", "13:00"), ("u2", "t5", "14:00"),
+        ("u1", "t6", "15:00"),
+    ]  # fmt: skip
+    body = "user_id,track_id,listen_time\n" + "".join(f"{u},{t},2025-06-24 {h}:00\n" for u, t, h in listens)
+    s3.put_object(Bucket=settings.s3_bucket, Key=f"{settings.s3_raw_data_prefix}genres.csv", Body=body.encode())
+
+    # THEN each genre is counted under its stored name, and served by that name or as written
+    api = f"http://127.0.0.1:{settings.api_port}"
+    expected = {  # stored name: (as written in the songs file, listens, listeners)
+        "música mexicana": ("Música Mexicana", 3, 2),
+        "forró": ("forro\u0301", 1, 1),
+        "r&b": ("R&B", 2, 2),
+        "k-pop": ("K-Pop", 1, 1),
+        "hip-hop/rap": ("Hip-Hop/Rap", 1, 1),
+    }
+
+    def served(name: str) -> Any:
+        status, got = get_json(f"{api}/genres/{quote(name, safe='')}/days/2025-06-24")
+        return got if status == 200 else None
+
+    wait_for(lambda: served("música mexicana"), timeout=180, what="KPIs of música mexicana")
+    for stored, (written, listens_, listeners) in expected.items():
+        for name in (stored, written):
+            got = served(name)
+            assert got is not None, name
+            assert (got["genre"], got["listen_count"], got["unique_listeners"]) == (stored, listens_, listeners)
+    status, top = get_json(f"{api}/days/2025-06-24/top-genres")
+    assert status == 200
+    assert [g["genre"] for g in top["genres"]] == ["música mexicana", "r&b", "forró", "hip-hop/rap", "k-pop"]
+    assert wait_until_idle(settings, timeout=60)
+    c = counters(settings)
+    # the BEL genre's track was quarantined (bad_track_genre), so its listen is an unknown track
+    assert c["rows_quarantined"] == 2 and c["files_processed"] == 1

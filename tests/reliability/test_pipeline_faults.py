@@ -295,11 +295,11 @@ def _in_flight(settings, stage: str) -> bool:
 
 
 def _no_half_written_state(settings) -> list[str]:
-    """Every lake object is a whole Parquet file; every date's KPI items are at its HEAD version."""
+    """Every lake Parquet object is whole (manifests are JSON); every date's KPI items are at its HEAD version."""
     problems = []
     fs = lake.filesystem(settings)
     objects = support._list(aws.client(settings, "s3"), settings.s3_bucket, settings.s3_validated_prefix)
-    for key in objects:
+    for key in (k for k in objects if k.endswith(".parquet")):
         try:
             pq.read_metadata(lake.path(settings, key), filesystem=fs)
         except Exception as exc:

@@ -6,20 +6,20 @@ import csv
 import datetime as dt
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from playcount.cli import generate
-from playcount.core import aws, lake
+from playcount.core import aws, lake, snapshots
 from playcount.core.messages import FileValidated
 from playcount.core.resources import VALIDATED, resources
 
 
-def _snapshot(settings, key):
-    return pq.read_table(lake.path(settings, key), filesystem=lake.filesystem(settings))
+def _current(settings, kind):
+    manifest = snapshots.read_manifest(settings, aws.client(settings, "s3"), kind)
+    return snapshots.read_current(settings, lake.filesystem(settings), manifest)
 
 
 def _songs(settings):
-    return {r["track_id"]: r for r in _snapshot(settings, lake.songs_key(settings)).to_pylist()}
+    return {r["track_id"]: r for r in _current(settings, "songs").to_pylist()}
 
 
 def test_spotify_layout_is_accepted_as_is_with_genres_trimmed_and_lower_cased(validator, bucket, settings):
@@ -85,7 +85,7 @@ def test_user_rules(validator, bucket, settings):
 def test_metadata_missing_required_column_rejects_the_file(validator, bucket, settings):
     report = validator.handle(bucket.put(f"{settings.songs_prefix}songs.csv", "track_id,track_name\nt1,One\n"))
     assert report.status == "rejected" and report.reason == "missing_columns"
-    assert not bucket.exists(lake.songs_key(settings))
+    assert not bucket.keys(snapshots.prefix(settings, "songs"))
 
 
 def test_later_file_upserts_by_id_and_recomputes_the_dates_it_changes(known, validator, bucket, settings):
@@ -111,21 +111,22 @@ def test_later_file_upserts_by_id_and_recomputes_the_dates_it_changes(known, val
     assert report.changed_ids == 1 and report.dates == [dt.date(2024, 4, 1), dt.date(2024, 4, 2)]
     sent = [FileValidated.model_validate_json(b) for b in _drain(sqs, url)]
     assert [(m.kind, m.dates) for m in sent] == [("songs", report.dates)]
-    assert not bucket.keys(f"{settings.s3_processing_metadata_prefix}pending/")
 
 
-def test_dates_survive_a_crash_between_snapshot_and_report(known, validator, bucket, settings, crash_before_report):
+def test_dates_survive_a_crash_between_catalog_and_report(known, validator, bucket, settings, crash_before_report):
     # GIVEN an event of t1 in the lake
     known("user_id,track_id,listen_time\nu1,t1,2024-04-05 10:00:00\n", "a.csv")
     ref = bucket.put(
         f"{settings.songs_prefix}fix.csv", "track_id,track_name,artists,track_genre,duration_ms\nt1,1,A,soul,1\n"
     )
-    # WHEN the validator dies right after writing the new snapshot (before the report)
+    # WHEN the validator dies right after storing the new manifest (before the report)
     crash_before_report(ref)
-    assert _songs(settings)["t1"]["track_genre"] == "soul"  # the snapshot already changed
-    # THEN the redelivery still sends the date of t1's events, although nothing changes any more
+    assert _songs(settings)["t1"]["track_genre"] == "soul"  # the catalog already changed
+    # THEN the redelivery finds its segment listed, writes no other, and still finds t1 changed
     report = validator.handle(ref)
-    assert report.changed_ids == 0 and report.dates == [dt.date(2024, 4, 5)]
+    assert report.changed_ids == 1 and report.dates == [dt.date(2024, 4, 5)]
+    assert len([k for k in bucket.keys(snapshots.prefix(settings, "songs")) if report.file_id in k]) == 1
+    assert _songs(settings)["t1"]["track_genre"] == "soul"
 
 
 def _drain(sqs, url):
@@ -135,3 +136,40 @@ def _drain(sqs, url):
             bodies.append(m["Body"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return bodies
+
+
+def test_any_genre_name_is_accepted_and_stored_normalised(validator, bucket, settings):
+    # GIVEN genres in several scripts and cases, one decomposed (forro + combining acute), one with '/'
+    body = (
+        "track_id,track_name,artists,track_genre,duration_ms\n"
+        "t1,One,A, Música Mexicana ,200000\n"
+        "t2,Two,B,forro\u0301,200000\n"
+        "t3,Three,C,R&B,200000\n"
+        "t4,Four,D,K-Pop,200000\n"
+        "t5,Five,E,Hip-Hop/Rap,200000\n"
+        "t6,Six,F,rock\x07,200000\n"  # a control character (BEL)
+        f"t7,Seven,G,{'é' * 129},200000\n"  # 129 characters, 258 bytes of UTF-8
+        f"t8,Eight,H,{'a' * 257},200000\n"
+        f"t9,Nine,I,{'é' * 128},200000\n"  # exactly 256 bytes
+        "t10,Ten,J,\u202erock,200000\n"  # a right-to-left override
+    )
+    # WHEN the file is validated
+    report = validator.handle(bucket.put(f"{settings.songs_prefix}songs.csv", body.encode()))
+    # THEN every name that can be a key is accepted, trimmed, NFC and lower-cased
+    assert report.rows_read == 10 and report.rows_accepted == 6
+    assert report.quarantined_by_reason == {"bad_track_genre": 4}
+    stored = {t: r["track_genre"] for t, r in _songs(settings).items()}
+    assert stored == {
+        "t1": "música mexicana",
+        "t2": "forró",
+        "t3": "r&b",
+        "t4": "k-pop",
+        "t5": "hip-hop/rap",
+        "t9": "é" * 128,
+    }
+    assert stored["t2"] == "forr\u00f3"  # composed
+    # AND the others are quarantined with their reason and their original text
+    rejected = {r["track_id"]: r for r in bucket.rows(report.rejected_rows_key)}
+    assert sorted(rejected) == ["t10", "t6", "t7", "t8"]
+    assert {r["reason"] for r in rejected.values()} == {"bad_track_genre"}
+    assert rejected["t6"]["track_genre"] == "rock\x07"

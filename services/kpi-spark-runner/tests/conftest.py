@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from playcount.core import aws, lake
+from playcount.core import aws, lake, snapshots
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import FileValidated, KpiResultReady
 from playcount.core.resources import RESULTS, resources
@@ -31,6 +31,7 @@ class Lake:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.fs = lake.filesystem(settings)
+        self.s3 = aws.client(settings, "s3")
 
     def events(self, file_id: str, events: list[Event]) -> list[dt.date]:
         """One Parquet file per date that `events` touch; returns those dates."""
@@ -52,8 +53,12 @@ class Lake:
             }
         )
         users_table = pa.table({"user_id": list(users), "user_age": [int(u["user_age"]) for u in users.values()]})
-        self.write(lake.songs_key(self.settings), songs_table)
-        self.write(lake.users_key(self.settings), users_table)
+        self.catalog("songs", songs_table)
+        self.catalog("users", users_table)
+
+    def catalog(self, kind: snapshots.Kind, table: pa.Table) -> None:
+        """Make `table` the whole catalog of `kind`, in one segment."""
+        snapshots.replace_catalog(self.settings, self.s3, self.fs, kind, table)
 
     def write(self, key: str, table: pa.Table) -> None:
         pq.write_table(table, lake.path(self.settings, key), filesystem=self.fs)

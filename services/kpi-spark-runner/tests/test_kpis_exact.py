@@ -7,40 +7,15 @@ snapshots), then the real Runner recomputes on the warm local Spark session.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import numpy as np
 import pytest
 
 from playcount.cli import generate
-from playcount.core.kpis import DayKpis
 from tests import oracle
 
 pytestmark = pytest.mark.spark
 UTC = dt.UTC
-
-
-def assert_matches_oracle(results: list[DayKpis], expected: dict[str, dict[str, Any]]) -> None:
-    assert {r.date.isoformat() for r in results} == set(expected)
-    for r in results:
-        want = expected[r.date.isoformat()]
-        got_genres = {g.genre: g for g in r.genres}
-        assert set(got_genres) == set(want["genres"]), r.date
-        for name, w in want["genres"].items():
-            g = got_genres[name]
-            assert (g.listen_count, g.unique_listeners, g.total_listening_time_ms) == (
-                w["listen_count"], w["unique_listeners"], w["total_listening_time_ms"]), (r.date, name)  # fmt: skip
-            assert g.avg_listening_time_per_user_ms == pytest.approx(w["avg_listening_time_per_user_ms"], abs=1e-6)
-            assert [s.model_dump() for s in g.top_songs] == w["top_songs"], (r.date, name)
-        assert [t.model_dump() for t in r.top_genres] == want["top_genres"], r.date
-        got_hours = {h.hour: h.model_dump() for h in r.hours}
-        assert set(got_hours) == set(want["hours"]), r.date
-        for hour, w in want["hours"].items():
-            got = got_hours[hour]
-            for field in ("listen_count", "unique_listeners", "top_artist", "most_engaged_age_group"):
-                assert got[field] == w[field], (r.date, hour, field)
-            for field in ("avg_listens_per_user", "track_diversity_index"):
-                assert got[field] == pytest.approx(w[field], abs=1e-6), (r.date, hour, field)
 
 
 def _ties_world() -> tuple[dict, dict, list[tuple[str, str, dt.datetime]]]:
@@ -68,7 +43,7 @@ def test_ties_are_broken_as_defined(lake_state, make_runner, h):
     dates = lake_state.events("a", events)
     results = make_runner().recompute([h.validated("streams", dates)])
     expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users)
-    assert_matches_oracle(results, expected)
+    oracle.assert_matches(results, expected)
     rock = next(g for g in results[0].genres if g.genre == "rock")
     assert [s.track_id for s in rock.top_songs] == ["t1", "t2", "t3"]  # 1 listen each: track_id ascending
     assert [g.genre for g in results[0].top_genres] == ["rock", "jazz", "pop"]
@@ -95,7 +70,7 @@ def test_generated_files_with_cross_file_duplicates_and_midnight(lake_state, mak
     lake_state.events("f3", duplicate)
     results = make_runner().recompute([h.validated("streams", days, "f1"), h.validated("streams", days, "f3")])
     expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in all_events + duplicate], songs, users)
-    assert_matches_oracle(results, expected)
+    oracle.assert_matches(results, expected)
     assert sum(r.events for r in results) == len(set(all_events))
 
 
@@ -112,7 +87,7 @@ def test_genre_fix_recomputes_history_and_only_touched_dates(lake_state, make_ru
     second = runner.recompute([h.validated("songs", [dt.date(2025, 6, 24)], "songs-fix")])
     assert second[0].version > first[0].version
     expected = oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users)
-    assert_matches_oracle(second, expected)
+    oracle.assert_matches(second, expected)
     assert "jazz" not in {g.genre for g in second[0].genres}
 
 

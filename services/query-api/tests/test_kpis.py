@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from playcount.cli.emulator import free_port
+from playcount.core import aws
 from playcount.core.config import Settings
+from playcount.core.kpis import DayKpis, GenreDay, GenreRank, SongRank
+from playcount.writer.apply import apply
 from tests.helpers import wait_for
 
 
@@ -93,7 +97,9 @@ def test_missing_data_is_a_404_that_says_what_is_missing(api, written):
 
 
 BAD_DATES = ["2025-02-30", "2025-13-01", "20250624", "0", "1700000000", "2025-06-24T00:00:00", "yesterday", "2025-6-4"]
-BAD_GENRES = ["Rock", "rock#DATE#2025-06-25", "a" * 65, " rock", "-rock", "rock%00", "\u0440\u043e\u043a", "rock;drop"]
+# names that cannot be a key: control characters, over 256 bytes of UTF-8, invisible format characters,
+# blank; and (below) the URL dot segments, sent encoded: clients remove a literal one from a path
+BAD_GENRES = ["rock\x00", "rock\nroll", "\x7f", "a" * 257, "é" * 129, "\u202erock", "ro\u200bck", "   ", ""]
 
 
 @pytest.mark.parametrize("date", BAD_DATES)
@@ -106,19 +112,86 @@ def test_a_bad_date_is_a_readable_422(api, date):
         assert body["errors"][0]["loc"] == ["path", "date"]
 
 
-@pytest.mark.parametrize("genre", BAD_GENRES)
-def test_a_bad_genre_is_a_readable_422_and_reaches_no_key(api, written, genre):
-    # the '#' variant would address another day's partition if it reached a key
-    response = httpx.get(f"{api}/genres/{quote(genre, safe='')}/days/2025-06-24")
+@pytest.mark.parametrize("path", [f"/genres/{quote(g, safe='')}/days/2025-06-24" for g in BAD_GENRES] + [
+    "/genres/%2E/days/2025-06-24", "/genres/%2E%2E/days/2025-06-24"
+])  # fmt: skip
+def test_a_bad_genre_is_a_readable_422_and_reaches_no_key(api, written, path):
+    response = httpx.get(api + path)
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith("genre: ")
 
 
-def test_a_slash_in_a_genre_matches_no_route(api, written):
+def test_a_genre_naming_another_day_stays_in_its_own_partition(api, written):
+    # GIVEN a genre with data on 2025-06-25
     genre = next(iter(written.expected["2025-06-25"]["genres"]))
-    # %2F is decoded before routing, so this is /genres/x/<genre>/days/...: no route, 404
-    response = httpx.get(f"{api}/genres/x%2F{genre}/days/2025-06-25")
-    assert response.status_code == 404
+    # WHEN a client asks for that genre with `#DATE#2025-06-25` appended, on 2025-06-24
+    response = httpx.get(f"{api}/genres/{quote(genre + '#DATE#2025-06-25', safe='')}/days/2025-06-24")
+    # THEN that is the genre `{genre}#date#2025-06-25` on 2025-06-24: nobody's data, a 404
+    assert response.status_code == 404, response.text
+    assert repr(f"{genre}#date#2025-06-25") in response.json()["detail"]
+
+
+def _genre_days(day: dt.date, names: list[str]) -> DayKpis:
+    """A day of the named genres, with distinct figures (a crossed partition would show)."""
+    genres = [
+        GenreDay(
+            genre=name,
+            listen_count=10 + i,
+            unique_listeners=1 + i,
+            total_listening_time_ms=60_000 * (10 + i),
+            avg_listening_time_per_user_ms=60_000 * (10 + i) / (1 + i),
+            top_songs=[SongRank(rank=1, track_id=f"t{i}", track_name=f"S{i}", artists="A", listen_count=10 + i)],
+        )
+        for i, name in enumerate(names)
+    ]
+    ranked = sorted(genres, key=lambda g: (-g.listen_count, g.genre))[:5]
+    return DayKpis(
+        date=day,
+        version=1,
+        computed_at=dt.datetime.now(dt.UTC),
+        events=sum(g.listen_count for g in genres),
+        genres=genres,
+        top_genres=[GenreRank(rank=i + 1, genre=g.genre, listen_count=g.listen_count) for i, g in enumerate(ranked)],
+        hours=[],
+    )
+
+
+def test_any_genre_name_is_served_by_its_percent_encoded_name_in_any_case(settings, serve):
+    # GIVEN genres in several scripts, with '&', '/' and '#', applied by the writer as the validator stores them
+    asked = {
+        "música mexicana": ["música mexicana", "Música Mexicana", "  MÚSICA MEXICANA ", "mu\u0301sica mexicana"],
+        "r&b": ["r&b", "R&B"],
+        "forró": ["forró", "FORRO\u0301"],
+        "k-pop": ["K-Pop"],
+        "hip-hop/rap": ["hip-hop/rap", "Hip-Hop/Rap"],
+        "c#": ["C#"],
+    }
+    kpis = _genre_days(dt.date(2025, 6, 24), list(asked))
+    apply(aws.client(settings, "dynamodb"), settings.dynamodb_table_name, kpis, lease_seconds=30, wait_seconds=10)
+    api = serve(settings).url
+    for stored, spellings in asked.items():
+        want = next(g for g in kpis.genres if g.genre == stored)
+        for name in spellings:
+            # WHEN a client asks with the name percent-encoded, as stored or as a person writes it
+            response = httpx.get(f"{api}/genres/{quote(name, safe='')}/days/2025-06-24")
+            # THEN it gets exactly that genre's day, under its stored name
+            assert response.status_code == 200, (name, response.text)
+            body = response.json()
+            assert body["genre"] == stored, name
+            assert (
+                body["listen_count"] == want.listen_count
+                and body["top_songs"][0]["track_id"] == want.top_songs[0].track_id
+            )
+    # a '/' need not be encoded: the date is the last segment, everything between is the genre
+    assert httpx.get(f"{api}/genres/hip-hop/rap/days/2025-06-24").json()["genre"] == "hip-hop/rap"
+    assert httpx.get(f"{api}/genres/hip-hop/days/2025-06-24").status_code == 404
+    # a close but different name is another genre
+    response = httpx.get(f"{api}/genres/{quote('musica mexicana')}/days/2025-06-24")
+    assert response.status_code == 404 and "'musica mexicana'" in response.json()["detail"]
+    # discovery names them as stored
+    assert httpx.get(f"{api}/genres").json()["genres"] == sorted(asked)
+    top = httpx.get(f"{api}/days/2025-06-24/top-genres").json()["genres"]
+    assert [g["genre"] for g in top] == [g.genre for g in sorted(kpis.genres, key=lambda g: -g.listen_count)][:5]
 
 
 def test_etag_and_cache_control_give_304s(api, written):

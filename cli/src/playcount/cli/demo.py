@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -61,7 +62,7 @@ def run(
     genre = ranks[0]["genre"] if ranks else "pop"
     print(
         "\nTry:\n"
-        f"  {api}/genres/{genre}/days/{dates[-1].isoformat()}\n"
+        f"  {api}/genres/{urllib.parse.quote(genre, safe='')}/days/{dates[-1].isoformat()}\n"
         f"  {api}/days/{dates[-1].isoformat()}/top-genres\n"
         f"  {api}/days/{dates[-1].isoformat()}/hours\n"
         f"  {api}/genres   {api}/days   {api}/pipeline/status\n"

@@ -32,20 +32,44 @@ class Catalog:
 
 
 def _ids(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
-    chars = _ALPHABET[rng.integers(0, len(_ALPHABET), size=(n, length))]
-    ids = np.array(["".join(row) for row in chars])
-    return np.unique(ids)[:n] if len(np.unique(ids)) >= n else _ids(rng, n, length + 1)
+    chars = np.ascontiguousarray(_ALPHABET[rng.integers(0, len(_ALPHABET), size=(n, length))])
+    ids = chars.view(f"<U{length}").ravel()
+    unique = np.unique(ids)
+    return unique[:n] if len(unique) >= n else _ids(rng, n, length + 1)
 
 
 def _name(rng: np.random.Generator, words: int) -> str:
     return " ".join("".join(rng.choice(_SYLLABLES, size=rng.integers(2, 4))).capitalize() for _ in range(words))
 
 
+def _names(rng: np.random.Generator, n: int, words: tuple[int, int], pool: int = 20_000) -> np.ndarray:
+    """`n` names of `words[0]`..`words[1]` words, drawn from a pool of words (fast for millions)."""
+    vocabulary = np.array([_name(rng, 1) for _ in range(min(pool, max(n, 10)))])
+    counts = rng.integers(words[0], words[1] + 1, size=n)
+    out = vocabulary[rng.integers(0, len(vocabulary), size=n)]
+    for w in range(1, words[1]):
+        more = vocabulary[rng.integers(0, len(vocabulary), size=n)]
+        out = np.where(counts > w, np.char.add(np.char.add(out, " "), more), out)
+    return out
+
+
+def _credits(rng: np.random.Generator, pool: np.ndarray, n: int) -> list[str]:
+    """One to three distinct artists of `pool` per track, `;`-separated."""
+    size = len(pool)
+    first = rng.integers(0, size, size=n)
+    # strictly increasing offsets below `size` keep the three picks distinct
+    second = (first + 1 + rng.integers(0, max(1, (size - 1) // 2), size=n)) % size
+    third = (second + 1 + rng.integers(0, max(1, (size - 1) // 2), size=n)) % size
+    k = rng.integers(1, 4, size=n)
+    picks = np.stack([pool[first], pool[second], pool[third]], axis=1)
+    return [";".join(row[:count]) for row, count in zip(picks.tolist(), k.tolist(), strict=True)]
+
+
 def songs_table(rng: np.random.Generator, n_tracks: int, genres: tuple[str, ...] = GENRES) -> pa.Table:
     """Songs in the public Spotify tracks layout: an unnamed index column, then 20 named columns."""
     track_ids = _ids(rng, n_tracks, 22)
-    artists_pool = [_name(rng, 2) for _ in range(max(10, n_tracks // 3))]
-    artists = [";".join(rng.choice(artists_pool, size=rng.integers(1, 4), replace=False)) for _ in range(n_tracks)]
+    artists_pool = _names(rng, max(10, n_tracks // 3), (2, 2))
+    artists = _credits(rng, artists_pool, n_tracks)
     genre_weights = 1.0 / np.arange(1, len(genres) + 1) ** 0.6
     genre_of = rng.choice(np.array(genres), size=n_tracks, p=genre_weights / genre_weights.sum())
     floats = {
@@ -58,8 +82,8 @@ def songs_table(rng: np.random.Generator, n_tracks: int, genres: tuple[str, ...]
             "": np.arange(n_tracks),
             "track_id": track_ids,
             "artists": artists,
-            "album_name": [_name(rng, 2) for _ in range(n_tracks)],
-            "track_name": [_name(rng, int(rng.integers(1, 4))) for _ in range(n_tracks)],
+            "album_name": _names(rng, n_tracks, (2, 2)),
+            "track_name": _names(rng, n_tracks, (1, 3)),
             "popularity": rng.integers(0, 101, size=n_tracks),
             "duration_ms": rng.integers(90_000, 420_000, size=n_tracks),
             "explicit": rng.random(n_tracks) < 0.1,
@@ -81,17 +105,15 @@ def songs_table(rng: np.random.Generator, n_tracks: int, genres: tuple[str, ...]
 
 
 def users_table(rng: np.random.Generator, n_users: int) -> pa.Table:
-    start = dt.datetime(2018, 1, 1)
+    start = np.datetime64("2018-01-01T00:00:00", "s")
+    created = start + rng.integers(0, 6 * 365 * 86400, size=n_users).astype("timedelta64[s]")
     return pa.table(
         {
-            "user_id": [str(100000 + i) for i in range(n_users)],
-            "user_name": [_name(rng, 1) for _ in range(n_users)],
+            "user_id": np.char.mod("%d", np.arange(100000, 100000 + n_users)),
+            "user_name": _names(rng, n_users, (1, 1)),
             "user_age": np.clip(np.round(rng.normal(31, 12, n_users)), 13, 90).astype(int),
             "user_country": rng.choice(np.array(COUNTRIES), size=n_users),
-            "created_at": [
-                (start + dt.timedelta(seconds=int(s))).strftime("%Y-%m-%d %H:%M:%S")
-                for s in rng.integers(0, 6 * 365 * 86400, size=n_users)
-            ],
+            "created_at": np.char.replace(np.datetime_as_string(created, unit="s"), "T", " "),
         }
     )
 

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     runner_max_batch: int = Field(default=50, ge=1, le=1000)
     # while the validator's queue has a backlog, a runner batch waits (up to this) for more files
     runner_max_hold_seconds: float = Field(default=30.0, ge=0, le=600)
-    runner_warmup_runs: int = Field(default=1, ge=0, le=20)  # KPI jobs on synthetic data at start-up
+    runner_warmup_runs: int = Field(default=2, ge=0, le=20)  # KPI jobs on synthetic data at start-up
     runner_mirror_dates: int = Field(default=64, ge=1, le=10000)  # date partitions kept on local disk
     lake_read_mode: str = Field(default="stage", pattern="^(stage|s3a)$")
     # a writer handed an old result applies the date's newest result object instead (see docs/writer.md)

@@ -1,7 +1,8 @@
 """Where things live in the bucket: one function per kind of object, and the pyarrow S3 filesystem.
 
 {validated}streams/listen_date=YYYY-MM-DD/{file_id}.parquet   clean events, per file and date
-{validated}metadata/songs.parquet | users.parquet             current metadata snapshots
+{validated}ids/{column}/listen_date=YYYY-MM-DD/{file_id}.parquet  the distinct ids of those events
+{validated}metadata/{kind}/manifest.json | seg-*.parquet        the metadata catalog (core.snapshots)
 {transformed}date=YYYY-MM-DD/v{version}.json                  one day's KPIs at a version
 {rejected}{file_id}/report.json | rows.csv | original/...     what was refused, and why
 {processing_metadata}files/{file_id}.json                     the validation report of a file
@@ -59,12 +60,13 @@ def events_key(s: Settings, day: dt.date, fid: str) -> str:
     return f"{date_partition(s, day)}{fid}.parquet"
 
 
-def songs_key(s: Settings) -> str:
-    return f"{s.s3_validated_prefix}metadata/songs.parquet"
+def id_index_root(s: Settings, column: str) -> str:
+    """Outside `streams/`: a reader of a date partition never meets these files."""
+    return f"{s.s3_validated_prefix}ids/{column}/"
 
 
-def users_key(s: Settings) -> str:
-    return f"{s.s3_validated_prefix}metadata/users.parquet"
+def id_index_key(s: Settings, column: str, day: dt.date, fid: str) -> str:
+    return f"{id_index_root(s, column)}listen_date={day.isoformat()}/{fid}.parquet"
 
 
 def results_prefix(s: Settings, day: dt.date) -> str:

@@ -35,13 +35,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import structlog
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from playcount.core import aws, lake
 from playcount.core.config import Settings
+from playcount.core.idindex import IdLookup
+from playcount.core.known import KnownIds
 from playcount.core.reports import FileReport
 
 log = structlog.get_logger(__name__)
@@ -75,8 +76,8 @@ def replay_quarantine(settings: Settings) -> ReplayResult:
     s3 = aws.client(settings, "s3")
     fs = lake.filesystem(settings)
     result = ReplayResult()
-    known_tracks = _known(settings, fs, lake.songs_key(settings), "track_id")
-    known_users = _known(settings, fs, lake.users_key(settings), "user_id")
+    known_tracks = KnownIds(settings, s3, fs, "songs").current()
+    known_users = KnownIds(settings, s3, fs, "users").current()
     if known_tracks is None or known_users is None:
         log.info("replay.no_metadata")
         return result
@@ -119,13 +120,6 @@ def _work_root(settings: Settings) -> str:
     return str(root)
 
 
-def _known(settings: Settings, fs: Any, key: str, column: str) -> pa.Array | None:
-    try:
-        return pq.read_table(lake.path(settings, key), filesystem=fs, columns=[column])[column].combine_chunks()
-    except (FileNotFoundError, OSError):
-        return None
-
-
 def _pending_files(settings: Settings, s3: Any) -> list[str]:
     """Ids of stream files with a quarantine and no replay marker, oldest report first."""
     with_rows, replayed = set(), set()
@@ -152,7 +146,7 @@ def _report(settings: Settings, s3: Any, fid: str) -> FileReport | None:
 
 
 def _collect(
-    settings: Settings, fs: Any, fid: str, known_tracks: pa.Array, known_users: pa.Array, out: Path
+    settings: Settings, fs: Any, fid: str, known_tracks: IdLookup, known_users: IdLookup, out: Path
 ) -> tuple[int, int]:
     """Write the unknown-id rows of one quarantine file to `out`; (rows, rows now recoverable)."""
     key = f"{lake.rejected_prefix(settings, fid)}{ROWS_FILE}"
@@ -176,8 +170,8 @@ def _collect(
             if table.num_rows == 0:
                 continue
             now_known = pc.and_(
-                pc.is_in(pc.utf8_trim_whitespace(table["track_id"]), value_set=known_tracks),
-                pc.is_in(pc.utf8_trim_whitespace(table["user_id"]), value_set=known_users),
+                known_tracks.contains(pc.utf8_trim_whitespace(table["track_id"])),
+                known_users.contains(pc.utf8_trim_whitespace(table["user_id"])),
             )
             recovered += pc.sum(pc.cast(now_known, pa.int64())).as_py() or 0
             rows += table.num_rows

@@ -14,31 +14,32 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import structlog
 from botocore.exceptions import ClientError
 
-from playcount.core import lake, ledger, metrics
+from playcount.core import compaction, lake, ledger, metrics, snapshots
 from playcount.core.config import Settings
+from playcount.core.known import KnownIds
 from playcount.core.messages import FileKind, FileValidated, S3ObjectRef
 from playcount.core.replay import replay_prefix
 from playcount.core.reports import FileReport
-from playcount.validator import metadata, streams
+from playcount.validator import dateindex, metadata, streams
 from playcount.validator.csvinput import FileRejected, open_csv
 from playcount.validator.quarantine import Quarantine, schema_for
 
 log = structlog.get_logger(__name__)
 
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_FILE_ID = re.compile(r"[0-9a-f]{24}")
 
 
 @dataclass
@@ -50,6 +51,10 @@ class Validator:
     fs: Any
     validated_queue_url: str
     _metadata_lock: threading.Lock = field(default_factory=threading.Lock)
+    _known: dict[str, KnownIds] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._known = {kind: KnownIds(self.settings, self.s3, self.fs, kind) for kind in ("songs", "users")}
 
     # -- entry -----------------------------------------------------------------------------
     def kind_of(self, key: str) -> FileKind | None:
@@ -83,6 +88,9 @@ class Validator:
                 return None
             self._put_json(lake.report_key(self.settings, fid), report.model_dump(mode="json"))
             self._finish(report, ref.etag)
+            if report.kind in ("songs", "users") and report.status == "accepted":
+                with self._metadata_lock:
+                    self._compact(cast(snapshots.Kind, report.kind))
             return report
 
     def _open_source(self, ref: S3ObjectRef) -> Any | None:
@@ -130,15 +138,24 @@ class Validator:
     def _streams(self, body: Any, fid: str, ref: S3ObjectRef, base: dict[str, Any]) -> FileReport:
         s = self.settings
         rejected_key = f"{lake.rejected_prefix(s, fid)}rows.csv"
+
+        def on_day(day: dt.date, local: Path) -> None:
+            _upload(self.fs, local, lake.path(s, lake.events_key(s, day, fid)))
+            dateindex.write(s, self.fs, day, fid, local)  # before the runner hears of the date
+
+        started = time.perf_counter()
+        known_tracks, known_users = self._known["songs"].current(), self._known["users"].current()
+        known_s = round(time.perf_counter() - started, 4)
         judged = streams.judge_file(
             body,
             ref.key,
-            known_tracks=self._known(lake.songs_key(s), "track_id"),
-            known_users=self._known(lake.users_key(s), "user_id"),
+            known_tracks=known_tracks,
+            known_users=known_users,
             work_dir=self._work_dir(),
-            on_day=lambda day, local: _upload(self.fs, local, lake.path(s, lake.events_key(s, day, fid))),
+            on_day=on_day,
             on_quarantine=lambda local: _upload(self.fs, local, lake.path(s, rejected_key)),
         )
+        judged.timings["known_ids_s"] = known_s
         metrics.ROWS.labels("accepted").inc(judged.rows_accepted)
         for reason, count in judged.by_reason.items():
             metrics.ROWS.labels(reason).inc(count)
@@ -161,7 +178,6 @@ class Validator:
     def _metadata(self, body: Any, fid: str, ref: S3ObjectRef, kind: FileKind, base: dict[str, Any]) -> FileReport:
         spec = metadata.SPECS[kind]
         id_col = spec.id_column
-        snapshot_key = lake.songs_key(self.settings) if kind == "songs" else lake.users_key(self.settings)
         stream = open_csv(body, ref.key, spec.required, spec.wanted, newlines_in_values=True)
         quarantine = Quarantine(Path(self._work_dir()) / f"{fid}-rejected.csv", schema_for(spec.wanted))
         accepted, rows, malformed = [], 0, 0
@@ -186,13 +202,10 @@ class Validator:
             quarantine.close()
             quarantine.path.unlink(missing_ok=True)
         table = table.drop_columns(["line"])
-        snapshot, changed = metadata.upsert(self._read_table(snapshot_key), table, id_col, spec.compare)
-        # The dates to recompute are only knowable before the snapshot changes: keep them until the
-        # report is written, so a crash between snapshot and report cannot lose them on redelivery.
-        dates = sorted(set(self._dates_with(id_col, changed)) | set(self._pending_dates(fid)))
-        if dates:
-            self._put_json(self._pending_key(fid), {"dates": [d.isoformat() for d in dates]})
-        self._write_table(snapshot_key, snapshot)
+        changed = self._upsert(cast(snapshots.Kind, kind), fid, table)
+        # asked after the new manifest is stored: a date whose index appears later is computed
+        # by its own file's message, which the runner handles with this catalog or a newer one
+        dates = dateindex.dates_with(self.settings, self.s3, self.fs, id_col, changed)
         return FileReport(
             **base,
             status="accepted",
@@ -207,29 +220,43 @@ class Validator:
             validated_at=dt.datetime.now(dt.UTC),
         )
 
-    def _pending_key(self, fid: str) -> str:
-        return f"{self.settings.s3_processing_metadata_prefix}pending/{fid}.json"
+    def _upsert(self, kind: snapshots.Kind, fid: str, table: pa.Table) -> list[str]:
+        """Store the file's rows as the catalog's newest segment; the known ids whose attributes it changed.
 
-    def _pending_dates(self, fid: str) -> list[dt.date]:
-        try:
-            body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=self._pending_key(fid))["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
-                return []
-            raise
-        return [dt.date.fromisoformat(d) for d in json.loads(body)["dates"]]
+        Applied once: a delivery that died after storing the manifest (before its report) left its
+        segment listed under its file id, so the redelivery only compares it with the catalog as it
+        was before that segment, and finds the same changed ids.
+        """
+        s, spec = self.settings, metadata.SPECS[kind]
+        if table.num_rows == 0:
+            return []
+        manifest = snapshots.read_manifest(s, self.s3, kind)
+        mine = next((seg for seg in manifest.segments if seg.name == fid), None)
+        columns = [spec.id_column, *spec.compare]
+        ids = table[spec.id_column]
+        if mine is None:
+            before = snapshots.read_current(s, self.fs, manifest, columns, ids=ids)
+            snapshots.upsert(s, self.s3, self.fs, manifest, fid, table)
+        else:
+            before = snapshots.read_current(s, self.fs, manifest, columns, ids=ids, below_seq=mine.seq)
+        return metadata.changed_ids(table, before, spec.id_column, spec.compare)
 
-    def _dates_with(self, column: str, ids: list[str]) -> list[dt.date]:
-        """The dates whose lake partitions hold events of the given tracks or users."""
-        if not ids:
-            return []
-        root = lake.path(self.settings, lake.streams_root(self.settings))
+    def _compact(self, kind: snapshots.Kind) -> None:
+        """Keep the catalog's segments few; a segment of a file without a report is never merged."""
+        manifest = snapshots.read_manifest(self.settings, self.s3, kind)
         try:
-            dataset = ds.dataset(root, filesystem=self.fs, format="parquet", partitioning="hive")
-            hits = dataset.to_table(columns=["listen_date"], filter=ds.field(column).isin(ids))
-        except (FileNotFoundError, pa.ArrowInvalid):
-            return []
-        return sorted({dt.date.fromisoformat(str(d)) for d in pc.unique(hits["listen_date"]).to_pylist()})
+            after = compaction.compact(self.settings, self.s3, self.fs, manifest, mergeable=self._finished)
+        except snapshots.CatalogConflict:
+            log.warning("catalog.compaction_skipped", kind=kind, detail="the manifest changed meanwhile")
+            return
+        if after.segments != manifest.segments:
+            log.info("catalog.compacted", kind=kind, segments=len(after.segments), rows=after.rows)
+
+    def _finished(self, segment: snapshots.Segment) -> bool:
+        """Whether the segment's file has its report (a compaction or a replaced catalog always has)."""
+        if not _FILE_ID.fullmatch(segment.name):
+            return True
+        return self._current_etag(lake.report_key(self.settings, segment.name)) is not None
 
     # -- whole-file rejection ----------------------------------------------------------------
     def _reject_file(self, fid: str, ref: S3ObjectRef, base: dict[str, Any], rejected: FileRejected) -> FileReport:
@@ -281,8 +308,6 @@ class Validator:
                 validated_at=report.validated_at,
             )
             self.sqs.send_message(QueueUrl=self.validated_queue_url, MessageBody=message.model_dump_json())
-        if report.kind in ("songs", "users") and report.dates:
-            self._delete(self._pending_key(report.file_id))
 
     def _current_etag(self, key: str) -> str | None:
         try:
@@ -337,19 +362,6 @@ class Validator:
             Body=json.dumps(value, indent=1).encode(),
             ContentType="application/json",
         )
-
-    def _read_table(self, key: str) -> pa.Table | None:
-        try:
-            return pq.read_table(lake.path(self.settings, key), filesystem=self.fs)
-        except (FileNotFoundError, OSError):
-            return None
-
-    def _write_table(self, key: str, table: pa.Table) -> None:
-        pq.write_table(table, lake.path(self.settings, key), filesystem=self.fs)
-
-    def _known(self, key: str, column: str) -> pa.Array | None:
-        table = self._read_table(key)
-        return None if table is None else table[column].combine_chunks()
 
     def _upload_quarantine(self, fid: str, quarantine: Quarantine) -> str | None:
         quarantine.close()

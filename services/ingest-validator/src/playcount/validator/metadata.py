@@ -1,9 +1,10 @@
-"""Songs and users metadata: row rules, and upserting the current snapshot in the lake.
+"""Songs and users metadata: row rules, and which ids an upsert changes.
 
 Songs: track_id, track_genre and a positive integer duration_ms are required per row;
 genres are stored trimmed and lower-cased. The first row of a repeated track_id wins, the
 rest are quarantined (`duplicate_track_id`). Users: user_id and an integer user_age in 0..130.
-A later file upserts rows by id; `changed` lists ids whose stored attributes changed.
+A later file upserts rows by id (`core.snapshots`); `changed_ids` lists the ids already known
+whose compared attributes it changes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from playcount.core import lake
-from playcount.core.keys import GENRE_PATTERN
+from playcount.core.keys import genre_problems, normalise_genres
 
 SONG_REQUIRED = ("track_id", "track_name", "artists", "track_genre", "duration_ms")
 SONG_WANTED = (*SONG_REQUIRED, "popularity")
@@ -60,7 +61,7 @@ def _split(batch: pa.RecordBatch, first_line: int, reason: pa.Array, accepted: p
 
 def judge_songs(batch: pa.RecordBatch, first_line: int) -> Judged:
     track = pc.utf8_trim_whitespace(batch.column("track_id"))
-    genre = pc.utf8_lower(pc.utf8_trim_whitespace(batch.column("track_genre")))
+    genre = normalise_genres(batch.column("track_genre"))
     duration = _as_int(batch.column("duration_ms"))
     popularity = (
         _as_int(batch.column("popularity"))
@@ -72,7 +73,7 @@ def judge_songs(batch: pa.RecordBatch, first_line: int) -> Judged:
         [
             ("missing_track_id", _blank(track)),
             ("missing_track_genre", _blank(genre)),
-            ("bad_track_genre", pc.invert(pc.match_substring_regex(genre, GENRE_PATTERN))),
+            ("bad_track_genre", pc.is_valid(genre_problems(genre))),
             ("bad_track_id", pc.greater(pc.utf8_length(track), 128)),
             ("bad_duration_ms", pc.or_kleene(pc.is_null(duration), pc.less_equal(duration, 0))),
         ],
@@ -128,23 +129,23 @@ def first_per_id(table: pa.Table, id_column: str) -> tuple[pa.Table, pa.Array]:
     return table.filter(keep), pc.invert(keep)
 
 
-def upsert(
-    current: pa.Table | None, incoming: pa.Table, id_column: str, compare: Iterable[str]
-) -> tuple[pa.Table, list[str]]:
-    """(the new snapshot, ids already present whose `compare` attributes changed)."""
-    if current is None or current.num_rows == 0:
-        return incoming, []
+def changed_ids(incoming: pa.Table, current: pa.Table, id_column: str, compare: Iterable[str]) -> list[str]:
+    """Ids of `incoming` already in `current` (their current rows) with a `compare` attribute changed.
+
+    A null and a value differ; two nulls do not.
+    """
     cols = list(compare)
     joined = incoming.select([id_column, *cols]).join(
         current.select([id_column, *cols]), keys=id_column, right_suffix="_old", join_type="inner"
     )
-    changed_mask = None
+    changed = pa.repeat(False, joined.num_rows)
     for c in cols:
-        diff = pc.fill_null(pc.not_equal(joined[c], joined[f"{c}_old"]), True)
-        changed_mask = diff if changed_mask is None else pc.or_(changed_mask, diff)
-    changed = joined.filter(changed_mask)[id_column].to_pylist() if changed_mask is not None else []
-    kept = current.filter(pc.invert(pc.is_in(current[id_column], value_set=incoming[id_column])))
-    return pa.concat_tables([kept, incoming.cast(current.schema)]), sorted(changed)
+        new, old = joined[c], joined[f"{c}_old"]
+        differ = pc.if_else(
+            pc.and_(pc.is_null(new), pc.is_null(old)), False, pc.fill_null(pc.not_equal(new, old), True)
+        )
+        changed = pc.or_(changed, differ)
+    return sorted(joined.filter(changed)[id_column].to_pylist())
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from playcount.core.idindex import IdLookup
+
 MAX_ID_LENGTH = 128
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FUTURE_SLACK = dt.timedelta(days=1)
@@ -72,14 +74,27 @@ def _missing(values: pa.Array) -> pa.Array:
     return pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(values), 0))
 
 
+def _unknown(ids: pa.Array, known: IdLookup | None) -> pa.Array:
+    """Whether each id is unknown; only ids that pass the earlier rules are looked up."""
+    if known is None:
+        return pa.repeat(True, len(ids))
+    plausible = pc.and_(pc.invert(_missing(ids)), pc.less_equal(pc.utf8_length(ids), MAX_ID_LENGTH))
+    candidates = pc.if_else(pc.fill_null(plausible, False), ids, pa.scalar(None, ids.type))
+    return pc.invert(known.contains(candidates))
+
+
 def judge_streams(
     batch: pa.RecordBatch,
     first_line: int,
-    known_tracks: pa.Array | None,
-    known_users: pa.Array | None,
+    known_tracks: IdLookup | None,
+    known_users: IdLookup | None,
     now: dt.datetime,
 ) -> Judged:
-    """Judge a batch of stream rows; `first_line` is the 1-based data line of its first row."""
+    """Judge a batch of stream rows; `first_line` is the 1-based data line of its first row.
+
+    `known_tracks` / `known_users` answer membership for the batch's distinct ids (None: no
+    catalog yet, every id is unknown), so the cost follows the batch, not the catalog.
+    """
     n = batch.num_rows
     raw_user = batch.column("user_id")
     raw_track = batch.column("track_id")
@@ -100,15 +115,9 @@ def judge_streams(
         ("bad_track_id", pc.greater(pc.utf8_length(track), MAX_ID_LENGTH)),
         ("bad_listen_time", pc.is_null(when)),
         ("listen_time_out_of_range", pc.or_(pc.less(when, earliest), pc.greater(when, latest))),
+        ("unknown_track_id", _unknown(track, known_tracks)),
+        ("unknown_user_id", _unknown(user, known_users)),
     ]
-    if known_tracks is not None:
-        rules.append(("unknown_track_id", pc.invert(pc.is_in(track, value_set=known_tracks))))
-    else:
-        rules.append(("unknown_track_id", pa.repeat(True, n)))
-    if known_users is not None:
-        rules.append(("unknown_user_id", pc.invert(pc.is_in(user, value_set=known_users))))
-    else:
-        rules.append(("unknown_user_id", pa.repeat(True, n)))
 
     reason = pa.nulls(n, pa.string())
     for code, hit in reversed(rules):  # earlier rules win

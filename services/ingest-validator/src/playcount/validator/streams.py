@@ -1,8 +1,9 @@
 """Judge one stream file locally: parse, apply the row rules, stage, de-duplicate, quarantine.
 
-No S3 here: the caller hands in a readable binary stream and the known ids, and receives each
-de-duplicated day as a local Parquet file (`on_day`), then the quarantine CSV. The handler
-uploads them; the benchmark runs this same code on a local file.
+No S3 here: the caller hands in a readable binary stream and the known ids (any `IdLookup`,
+such as the catalog's cached index), and receives each de-duplicated day as a local Parquet
+file (`on_day`), then the quarantine CSV. The handler uploads them; the benchmark runs this
+same code on a local file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from playcount.core.idindex import IdLookup
 from playcount.validator import rules
 from playcount.validator.csvinput import open_csv
 from playcount.validator.quarantine import Quarantine, schema_for
@@ -49,8 +51,8 @@ class FileJudgement:
 def judge_file(
     body: Any,
     key: str,
-    known_tracks: pa.Array | None,
-    known_users: pa.Array | None,
+    known_tracks: IdLookup | None,
+    known_users: IdLookup | None,
     work_dir: str,
     on_day: Callable[[dt.date, Path], None],
     on_quarantine: Callable[[Path], None],

@@ -1,99 +1,93 @@
-"""The current metadata snapshots, encoded and cached in Spark until a snapshot changes.
+"""The catalog's segments within Spark's reach, refreshed when a manifest's ETag changes.
 
-A batch asks `Catalog.current()`. It costs one HEAD per snapshot, and the snapshots are
-re-read, re-encoded and re-cached only when an ETag differs. A songs fix therefore reaches
-the very batch that its "file validated" message triggers. The frames come from
-`createDataFrame`, not from a path, so executors on other hosts get them too.
+A batch asks `Catalog.current()`: one GET of each kind's manifest (`core.snapshots`). Segments
+are immutable and named by sequence, so in `stage` mode a local copy is downloaded once, when
+a manifest first lists it, and removed when no manifest lists it any more. A songs fix
+therefore reaches the very batch that its "file validated" message triggers, and a 100-row
+correction costs a 100-row download. In `s3a` mode the segments are read in place.
+
+Nothing here reads a row: the job scans the segments itself and keeps only the rows whose id
+its batch references (`compute._taking_part`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import structlog
 from botocore.exceptions import ClientError
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
 
-from playcount.core import lake
+from playcount.core import snapshots
 from playcount.core.config import Settings
-from playcount.runner.dims import SONG_COLUMNS, SONGS_SCHEMA, USER_COLUMNS, USERS_SCHEMA, Dimensions, encode
+from playcount.runner.compute import Metadata
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class DimFrames:
-    """Dimensions on the driver, and the same tables cached in Spark for broadcast joins."""
-
-    dims: Dimensions
-    songs: DataFrame
-    song_artists: DataFrame
-    users: DataFrame
-
-    def release(self) -> None:
-        for frame in (self.songs, self.song_artists, self.users):
-            frame.unpersist()
-
-
-def load(spark: SparkSession, songs: pa.Table, users: pa.Table) -> DimFrames:
-    """Encode the snapshots and cache their dimension tables in Spark."""
-    dims = encode(songs, users)
-    frames = [
-        spark.createDataFrame(table).persist(StorageLevel.MEMORY_AND_DISK)
-        for table in (dims.songs, dims.song_artists, dims.users)
-    ]
-    for frame in frames:
-        frame.count()  # materialize now, so a batch only reads memory
-    return DimFrames(dims, *frames)
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_ATTEMPTS = 3
 
 
 class Catalog:
-    """Snapshots from the lake (`validated-data/metadata/`), reloaded when their ETags change."""
+    """The current segments of songs and users: local files (stage) or `s3a://` URLs."""
 
-    def __init__(self, settings: Settings, s3: Any, spark: SparkSession) -> None:
+    def __init__(self, settings: Settings, s3: Any, work_dir: Path) -> None:
         self.settings = settings
         self.s3 = s3
-        self.spark = spark
-        self._etags: tuple[str | None, str | None] | None = None
-        self._frames: DimFrames | None = None
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="catalog-", dir=work_dir))
+        self._etags: dict[str, str | None] = {}
+        self._paths: dict[str, list[str]] = {}
 
-    def current(self) -> DimFrames:
-        keys = (lake.songs_key(self.settings), lake.users_key(self.settings))
-        etags = (self._etag(keys[0]), self._etag(keys[1]))
-        if self._frames is None or etags != self._etags:
-            songs, songs_etag = self._read(keys[0], SONG_COLUMNS, SONGS_SCHEMA)
-            users, users_etag = self._read(keys[1], USER_COLUMNS, USERS_SCHEMA)
-            frames = load(self.spark, songs, users)
-            if self._frames is not None:
-                self._frames.release()
-            # the ETags of the bytes actually read: a snapshot replaced since the HEAD reloads next time
-            self._frames, self._etags = frames, (songs_etag, users_etag)
-            log.info("catalog.loaded", songs=songs.num_rows, users=users.num_rows)
-        return self._frames
+    def current(self) -> Metadata:
+        return Metadata(songs=self._current("songs"), users=self._current("users"))
 
     def close(self) -> None:
-        if self._frames is not None:
-            self._frames.release()
-            self._frames = None
+        shutil.rmtree(self.root, ignore_errors=True)
 
-    def _etag(self, key: str) -> str | None:
-        try:
-            return str(self.s3.head_object(Bucket=self.settings.s3_bucket, Key=key)["ETag"])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+    def _current(self, kind: snapshots.Kind) -> list[str]:
+        for attempt in range(_ATTEMPTS):
+            manifest = snapshots.read_manifest(self.settings, self.s3, kind)
+            if kind in self._paths and manifest.etag == self._etags.get(kind):
+                return self._paths[kind]
+            try:
+                paths = self._sync(manifest)
+            except _SegmentGone:  # compacted away after the manifest was read: read the new one
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+                continue
+            self._etags[kind], self._paths[kind] = manifest.etag, paths
+            log.info("catalog.loaded", kind=kind, segments=len(paths), rows=manifest.rows)
+            return paths
+        raise AssertionError("unreachable")
 
-    def _read(self, key: str, columns: tuple[str, ...], schema: pa.Schema) -> tuple[pa.Table, str | None]:
+    def _sync(self, manifest: snapshots.Manifest) -> list[str]:
+        if self.settings.lake_read_mode == "s3a":
+            return [f"s3a://{self.settings.s3_bucket}/{s.key}" for s in manifest.segments]
+        directory = self.root / manifest.kind
+        directory.mkdir(exist_ok=True)
+        wanted = {Path(s.key).name: s.key for s in manifest.segments}
+        for local in directory.iterdir():
+            if local.name not in wanted:
+                local.unlink()
+        for name, key in wanted.items():
+            target = directory / name
+            if not target.exists():
+                self._download(key, target)
+        return [str(directory / Path(s.key).name) for s in manifest.segments]
+
+    def _download(self, key: str, target: Path) -> None:
+        partial = target.with_name(f".{target.name}.part")
         try:
-            response = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=key)
+            self.s3.download_file(self.settings.s3_bucket, key, str(partial))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return schema.empty_table(), None
+            if exc.response["Error"]["Code"] in _MISSING:
+                raise _SegmentGone(key) from exc
             raise
-        table = pq.read_table(pa.BufferReader(response["Body"].read()))
-        return table.select([c for c in columns if c in table.column_names]), str(response["ETag"])
+        os.replace(partial, target)
+
+
+class _SegmentGone(Exception):
+    """A segment that the manifest just read named is no longer in the lake."""

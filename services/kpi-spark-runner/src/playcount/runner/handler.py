@@ -27,7 +27,7 @@ from playcount.core.kpis import DayKpis
 from playcount.core.messages import FileValidated, KpiResultReady, SourceFile, parse_model
 from playcount.runner import staging
 from playcount.runner.catalog import Catalog
-from playcount.runner.compute import Inputs, compute
+from playcount.runner.compute import Computed, Inputs, compute
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +45,7 @@ class Runner:
     _last_version: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _catalog: Catalog | None = None
+    last_job: Computed | None = None
     _mirror: staging.LakeMirror | None = None
     _io: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="emit"))
 
@@ -56,7 +57,7 @@ class Runner:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = Catalog(self.settings, self.s3, self.spark)
+            self._catalog = Catalog(self.settings, self.s3, Path(self.settings.work_dir) / "runner")
         return self._catalog
 
     def handle_batch(self, messages: list[SqsMessage]) -> dict[str, Outcome]:
@@ -78,10 +79,11 @@ class Runner:
         version = self.next_version()
         computed_at = dt.datetime.now(dt.UTC)
         started = time.perf_counter()
-        frames = self.catalog.current()
+        metadata = self.catalog.current()
         inputs = self._inputs(dates)
         staged = time.perf_counter()
-        results = compute(self.spark, inputs, frames, dates, version, computed_at)
+        self.last_job = job = compute(self.spark, inputs, metadata, dates, version, computed_at)
+        results = job.days
         computed = time.perf_counter()
         list(self._io.map(lambda k: self._emit(k, [f for f in files if k.date in f.dates]), results))
         metrics.DATES.labels("runner").inc(len(results))
@@ -93,6 +95,9 @@ class Runner:
             dates=[d.isoformat() for d in dates],
             version=version,
             input_mb=round(inputs.input_bytes / 2**20, 1),
+            plan="single" if job.plan and job.plan.single else f"partitions={job.plan.partitions if job.plan else 0}",
+            songs_taking_part=job.taking_part.song_rows,
+            users_taking_part=job.taking_part.user_rows,
             stage_s=round(staged - started, 3),
             compute_s=round(computed - staged, 3),
             emit_s=round(time.perf_counter() - computed, 3),

@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from playcount.core import lake
-from playcount.runner import catalog
-from playcount.runner.compute import Inputs, compute
+from playcount.core import lake, snapshots
+from playcount.runner.compute import Inputs, Metadata, compute
 
 DAYS = (dt.date(2000, 1, 1), dt.date(2000, 1, 2))
 
@@ -50,23 +49,39 @@ def _tables(n_events: int) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
     return songs, users, parts
 
 
+def _segment(directory: Path, kind: snapshots.Kind, seq: int, table: pa.Table) -> str:
+    rows = snapshots.conform(table, kind)
+    rows = rows.append_column(snapshots.SEQ, pa.repeat(pa.scalar(seq, pa.int64()), rows.num_rows))
+    path = directory / f"{kind}-{seq}.parquet"
+    pq.write_table(rows, path)
+    return str(path)
+
+
 def warm_up(spark: SparkSession, work_dir: Path, runs: int, n_events: int = 500) -> None:
-    """Run the KPI job `runs` times on synthetic events; leaves nothing behind."""
+    """Run the KPI job `runs` times on synthetic events; leaves nothing behind.
+
+    The runs alternate between a catalog of one segment per kind and of two (a correction), the
+    two shapes the job's plan takes.
+    """
     if runs <= 0:
         return
     work_dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="warmup-", dir=work_dir))
     songs, users, parts = _tables(n_events)
-    frames = catalog.load(spark, songs, users)
     try:
+        one = Metadata(songs=[_segment(root, "songs", 1, songs)], users=[_segment(root, "users", 1, users)])
+        two = Metadata(
+            songs=[*one.songs, _segment(root, "songs", 2, songs.slice(0, 5))],
+            users=[*one.users, _segment(root, "users", 2, users.slice(0, 5))],
+        )
         paths = []
         for day, part in zip(DAYS, parts, strict=True):
             directory = root / f"listen_date={day.isoformat()}"
             directory.mkdir()
             pq.write_table(part, directory / "events.parquet")
             paths.append(str(directory))
-        for _ in range(runs):
-            compute(spark, Inputs(paths, input_bytes=0), frames, list(DAYS), 1, dt.datetime.now(dt.UTC))
+        for run in range(runs):
+            metadata = one if run % 2 == 0 else two
+            compute(spark, Inputs(paths, input_bytes=0), metadata, list(DAYS), 1, dt.datetime.now(dt.UTC))
     finally:
-        frames.release()
         shutil.rmtree(root, ignore_errors=True)

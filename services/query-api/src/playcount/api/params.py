@@ -1,4 +1,4 @@
-"""Validated path parameters: a real ISO date, a bounded genre slug, a file id, a pipeline stage.
+"""Validated path parameters: a real ISO date, a genre name, a file id, a pipeline stage.
 
 Whatever passes here is safe to put in a key: `keys` would refuse anything else, but a bad value
 is answered with a 422 naming the parameter before any key is built.
@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BeforeValidator
+from starlette.convertors import Convertor, register_url_convertor
 
-from playcount.core.keys import GENRE_MAX_LEN, GENRE_PATTERN
+from playcount.core.keys import GENRE_MAX_BYTES, genre_problem, normalise_genre
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -35,15 +36,43 @@ DatePath = Annotated[
     BeforeValidator(parse_iso_date),
     Path(description="a UTC date, YYYY-MM-DD", examples=["2025-06-24"]),
 ]
+
+
+def parse_genre(value: Any) -> str:
+    """The stored form of a genre name (as the validator stores it), when it can be a key."""
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    genre = normalise_genre(value)
+    problem = genre_problem(genre)
+    if problem is not None:
+        raise ValueError(f"the genre name {problem}")
+    return genre
+
+
+class GenreSegments(Convertor[str]):
+    """`{genre:genre}` in a route: any text, `/` and line breaks included, so every name reaches
+    `parse_genre` (and a bad one gets its 422). Starlette's `path` stops at a line break."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("genre", GenreSegments())
+
 GenrePath = Annotated[
     str,
+    BeforeValidator(parse_genre),
     Path(
-        min_length=1,
-        max_length=GENRE_MAX_LEN,
-        pattern=GENRE_PATTERN,
-        description="a genre slug: lower-case letters, digits, spaces and -_&'+.,() (no '#' or '/'), at most "
-        f"{GENRE_MAX_LEN} characters",
-        examples=["rock"],
+        description="a genre name in any script, percent-encoded (`r%26b`, `m%C3%BAsica%20mexicana`, "
+        "`hip-hop%2Frap`). It is looked up as the validator stores it: trimmed, Unicode NFC, "
+        f"lower-cased, so `R%26B` finds `r&b`. At most {GENRE_MAX_BYTES} bytes of UTF-8; no control, "
+        "separator or invisible format character (zero-width (non-)joiners excepted); not `.` or `..`",
+        examples=["r&b"],
     ),
 ]
 FileIdPath = Annotated[

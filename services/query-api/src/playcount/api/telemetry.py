@@ -92,6 +92,7 @@ class Telemetry:
             await self.app(scope, receive, send_status)
         finally:
             # the router records the matched route in the scope it shares with us
-            route = getattr(scope.get("route"), "path", "unmatched")
+            # path_format: the template without converters (`{genre}`, not `{genre:genre}`)
+            route = getattr(scope.get("route"), "path_format", "unmatched")
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
             REQUESTS.labels(scope["method"], route, str(status)).inc()

@@ -57,9 +57,11 @@ router = APIRouter(tags=["kpis"], responses=COMMON_ERRORS)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "no data for this"}}
 
 
-@router.get("/genres/{genre}/days/{date}", response_model=GenreDayResponse, responses=NOT_FOUND)
+# `:genre` (params.GenreSegments): a genre may hold `/` (`hip-hop/rap`) and the server decodes `%2F`
+# before routing; a date never holds `/`, so the last `/days/{date}` is the date, the rest the genre
+@router.get("/genres/{genre:genre}/days/{date}", response_model=GenreDayResponse, responses=NOT_FOUND)
 async def genre_day(genre: GenrePath, date: DatePath, reads: ReadsDep, request: Request) -> Response:
-    """A genre's KPIs on one UTC day, with its top songs."""
+    """A genre's KPIs on one UTC day, with its top songs (the genre's name percent-encoded, any case)."""
 
     async def load() -> Encoded | None:
         found = await reads.store.genre_day(genre, date)

@@ -1,0 +1,334 @@
+"""The metadata catalog in the lake: immutable segments listed by one small manifest per kind.
+
+{validated}metadata/{kind}/manifest.json                    the current segments, oldest first
+{validated}metadata/{kind}/seg-{seq:010d}-{name}.parquet     one upsert's rows (or a compaction)
+
+A segment holds the snapshot schema plus `_seq`, one row per id, sorted by id, in row groups of
+`ROW_GROUP_ROWS`. For each id the row with the highest `_seq` in the manifest is current, so an
+upsert writes only its own rows: a 100-row correction of a 5M-row catalog is a 100-row segment
+and a new manifest, not a rewrite. An upsert's segment is stamped with one new sequence number
+and named after the file it came from; a compaction merges a run of the newest segments into
+one, keeping each surviving row's own `_seq` (so rows order the same before and after).
+
+The manifest's ETag names one state of the catalog, which readers use as their cache key. A key
+is never rewritten with other content (a new sequence number or a new name gives a new key), so
+a reader holding an older manifest still reads consistent files: a segment that leaves the
+manifest is listed under `retired` and deleted only later (`core.compaction`).
+
+Writers: one at a time per kind. `write_manifest(..., replaces=...)` is a conditional put on the
+ETag it read, so a second writer fails with `CatalogConflict` instead of losing an update.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+
+from playcount.core import lake
+from playcount.core.config import Settings
+
+Kind = Literal["songs", "users"]
+SEQ = "_seq"
+ID_COLUMN: dict[str, str] = {"songs": "track_id", "users": "user_id"}
+SCHEMA: dict[str, pa.Schema] = {"songs": lake.SONGS_SNAPSHOT, "users": lake.USERS_SNAPSHOT}
+ROW_GROUP_ROWS = 64 * 1024
+GROUPS_PER_READ = 8  # a merge holds up to this many row groups of each segment
+COMPACTED = "compact-"  # the name prefix of a merged segment (core.compaction)
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+class CatalogConflict(Exception):
+    """The manifest changed since it was read: another writer got there first."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str
+    seq: int
+    rows: int
+
+    @property
+    def name(self) -> str:
+        """The name it was written under: the source file's id, or `compact-...` for a merge."""
+        return self.key.rsplit("/", 1)[-1].removesuffix(".parquet").split("-", 2)[2]
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A segment no longer listed since `at` (epoch seconds), kept a while for readers of older manifests."""
+
+    key: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One state of a kind's catalog: its segments, oldest first, and the manifest's ETag."""
+
+    kind: Kind
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
+    etag: str | None = None
+    retired: tuple[Retired, ...] = field(default_factory=tuple)
+
+    @property
+    def next_seq(self) -> int:
+        return max((s.seq for s in self.segments), default=0) + 1
+
+    @property
+    def rows(self) -> int:
+        """Rows over all segments (an upper bound of the ids: a corrected id counts once per segment)."""
+        return sum(s.rows for s in self.segments)
+
+    def to_json(self) -> bytes:
+        body = {
+            "kind": self.kind,
+            "segments": [{"key": s.key, "seq": s.seq, "rows": s.rows} for s in self.segments],
+            "retired": [{"key": r.key, "at": r.at} for r in self.retired],
+        }
+        return json.dumps(body, indent=1).encode()
+
+
+def prefix(s: Settings, kind: Kind) -> str:
+    return f"{s.s3_validated_prefix}metadata/{kind}/"
+
+
+def manifest_key(s: Settings, kind: Kind) -> str:
+    return f"{prefix(s, kind)}manifest.json"
+
+
+def segment_key(s: Settings, kind: Kind, seq: int, name: str) -> str:
+    return f"{prefix(s, kind)}seg-{seq:010d}-{name}.parquet"
+
+
+def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
+    """The current manifest (an empty one, with no ETag, when the kind has no catalog yet)."""
+    try:
+        response = s3.get_object(Bucket=s.s3_bucket, Key=manifest_key(s, kind))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _MISSING:
+            return Manifest(kind)
+        raise
+    body = json.loads(response["Body"].read())
+    segments = tuple(Segment(str(x["key"]), int(x["seq"]), int(x["rows"])) for x in body["segments"])
+    retired = tuple(Retired(str(x["key"]), float(x["at"])) for x in body.get("retired", []))
+    return Manifest(kind, segments, str(response["ETag"]), retired)
+
+
+def write_manifest(s: Settings, s3: Any, manifest: Manifest, replaces: Manifest | None = None) -> Manifest:
+    """Store `manifest` as the current state; returns it with its new ETag.
+
+    With `replaces`, only if the stored manifest is still that one (absent when it had no ETag);
+    otherwise `CatalogConflict`, and nothing is written.
+    """
+    condition: dict[str, str] = {}
+    if replaces is not None:
+        condition = {"IfMatch": replaces.etag} if replaces.etag else {"IfNoneMatch": "*"}
+    try:
+        response = s3.put_object(
+            Bucket=s.s3_bucket,
+            Key=manifest_key(s, manifest.kind),
+            Body=manifest.to_json(),
+            ContentType="application/json",
+            **condition,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _CONFLICT:
+            raise CatalogConflict(f"the {manifest.kind} manifest changed since it was read") from exc
+        raise
+    return Manifest(manifest.kind, manifest.segments, str(response["ETag"]), manifest.retired)
+
+
+def conform(table: pa.Table, kind: Kind) -> pa.Table:
+    """The kind's snapshot columns, cast to its types; a missing column is all null."""
+    schema = SCHEMA[kind]
+    columns = [
+        pc.cast(table[f.name], f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def segment_schema(kind: Kind) -> pa.Schema:
+    return SCHEMA[kind].append(pa.field(SEQ, pa.int64()))
+
+
+def write_segment(s: Settings, fs: Any, kind: Kind, seq: int, name: str, table: pa.Table) -> Segment:
+    """One segment from rows with unique ids: conformed, sorted by id, stamped with `seq`."""
+    id_column = ID_COLUMN[kind]
+    rows = conform(table, kind)
+    rows = rows.take(pc.sort_indices(rows[id_column]))
+    rows = rows.append_column(SEQ, pa.repeat(pa.scalar(seq, pa.int64()), rows.num_rows))
+    key = segment_key(s, kind, seq, name)
+    pq.write_table(rows, lake.path(s, key), filesystem=fs, row_group_size=ROW_GROUP_ROWS)
+    return Segment(key, seq, rows.num_rows)
+
+
+def upsert(s: Settings, s3: Any, fs: Any, manifest: Manifest, name: str, table: pa.Table) -> Manifest:
+    """Add `table` (unique ids) as the newest segment: one segment named `name`, one new manifest."""
+    segment = write_segment(s, fs, manifest.kind, manifest.next_seq, name, table)
+    updated = Manifest(manifest.kind, (*manifest.segments, segment), retired=manifest.retired)
+    return write_manifest(s, s3, updated, replaces=manifest)
+
+
+# -- reading -------------------------------------------------------------------------------------
+class _Sorted:
+    """A sorted string array seen as a sequence of str, for `bisect` (O(log n) element reads)."""
+
+    def __init__(self, values: pa.Array) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.values[i].as_py())
+
+
+def sorted_unique(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The distinct non-null values of `ids`, sorted (byte order, as Parquet statistics compare)."""
+    values = pc.unique(pc.drop_null(ids))
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return values.take(pc.sort_indices(values))
+
+
+def row_groups_holding(parquet: pq.ParquetFile, column: str, wanted: pa.Array) -> list[tuple[int, pa.Array]]:
+    """The row groups whose [min, max] of `column` holds one of `wanted` (sorted, unique), each
+    with the slice of `wanted` in its range.
+
+    Parquet's statistics bound each group; pyarrow does not prune `is_in` filters with them, so
+    this does. A group without statistics is read with all of `wanted`.
+    """
+    index = parquet.schema_arrow.get_field_index(column)
+    view = _Sorted(wanted)
+    groups = []
+    for g in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            groups.append((g, wanted))
+            continue
+        start = bisect_left(view, stats.min)
+        if start < len(view) and view[start] <= stats.max:
+            end = bisect_right(view, stats.max, lo=start)
+            groups.append((g, wanted.slice(start, end - start)))
+    return groups
+
+
+def read_current(
+    s: Settings,
+    fs: Any,
+    manifest: Manifest,
+    columns: Sequence[str] | None = None,
+    ids: pa.Array | None = None,
+    below_seq: int | None = None,
+) -> pa.Table:
+    """The current row of each id (of `ids` only, when given), with `columns` (default: all).
+
+    With `ids`, only the row groups whose statistics can hold one of them are read, one at a
+    time, so memory follows the matches, not the catalog. `below_seq` reads the catalog as it
+    was before that sequence number (rows with a lower `_seq` only).
+    """
+    kind = manifest.kind
+    id_column = ID_COLUMN[kind]
+    wanted = list(dict.fromkeys([id_column, *(columns or SCHEMA[kind].names), SEQ]))
+    keep = sorted_unique(ids) if ids is not None else None
+    parts = []
+    for segment in manifest.segments:
+        parquet = pq.ParquetFile(lake.path(s, segment.key), filesystem=fs)
+        if keep is None:
+            groups: list[tuple[int, pa.Array | None]] = [(g, None) for g in range(parquet.metadata.num_row_groups)]
+        else:
+            groups = list(row_groups_holding(parquet, id_column, keep))
+        for g, in_range in groups:
+            rows = parquet.read_row_group(g, columns=wanted)
+            mask = pc.is_in(rows[id_column], value_set=in_range) if in_range is not None else None
+            if below_seq is not None:
+                older = pc.less(rows[SEQ], below_seq)
+                mask = older if mask is None else pc.and_(mask, older)
+            parts.append(rows if mask is None else rows.filter(mask))
+    schema = pa.schema([*(SCHEMA[kind].field(c) for c in wanted if c != SEQ), pa.field(SEQ, pa.int64())])
+    rows = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    if len(manifest.segments) > 1:
+        rows = newest_per_id(rows, id_column)
+    return rows.select([c for c in wanted if c != SEQ])
+
+
+def newest_per_id(rows: pa.Table, id_column: str) -> pa.Table:
+    """The row with the highest `_seq` of each id, sorted by id."""
+    if rows.num_rows < 2:
+        return rows
+    rows = rows.take(pc.sort_indices(rows, sort_keys=[(id_column, "ascending"), (SEQ, "descending")]))
+    ids = rows[id_column]
+    first = pa.concat_arrays(
+        [pa.array([True]), pc.not_equal(ids.slice(1), ids.slice(0, rows.num_rows - 1)).combine_chunks()]
+    )
+    return rows.filter(first)
+
+
+class _Cursor:
+    """Reads one sorted segment forward, `GROUPS_PER_READ` row groups at a time."""
+
+    def __init__(self, parquet: pq.ParquetFile, columns: list[str], id_column: str) -> None:
+        self.parquet, self.columns, self.id_column = parquet, columns, id_column
+        self.group = 0
+        self.rows: pa.Table | None = None
+
+    def fill(self) -> bool:
+        """Buffer the next row groups if nothing is buffered; False once the segment is spent."""
+        groups = self.parquet.metadata.num_row_groups
+        while (self.rows is None or self.rows.num_rows == 0) and self.group < groups:
+            # several groups in one read: their column chunks are fetched concurrently
+            batch = list(range(self.group, min(self.group + GROUPS_PER_READ, groups)))
+            self.rows = self.parquet.read_row_groups(batch, columns=self.columns)
+            self.group += len(batch)
+        return self.rows is not None and self.rows.num_rows > 0
+
+    def last(self) -> str:
+        assert self.rows is not None
+        return str(self.rows[self.id_column][-1].as_py())
+
+    def take_through(self, last: str) -> pa.Table:
+        """The buffered rows whose id is at most `last` (a prefix: the segment is sorted)."""
+        assert self.rows is not None
+        n = pc.sum(pc.less_equal(self.rows[self.id_column], last)).as_py() or 0
+        taken, self.rows = self.rows.slice(0, n), self.rows.slice(n)
+        return taken
+
+
+def iter_current(s: Settings, fs: Any, manifest: Manifest, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+    """Every current row (with `columns` and `_seq`), in chunks sorted by id and disjoint in id.
+
+    A k-way merge over the sorted segments: at most `GROUPS_PER_READ` row groups per segment are
+    held, so memory follows the number of segments, not the rows.
+    """
+    kind = manifest.kind
+    id_column = ID_COLUMN[kind]
+    wanted = list(dict.fromkeys([id_column, *(columns or SCHEMA[kind].names), SEQ]))
+    schema = pa.schema([*(SCHEMA[kind].field(c) for c in wanted if c != SEQ), pa.field(SEQ, pa.int64())])
+    cursors = [
+        _Cursor(pq.ParquetFile(lake.path(s, seg.key), filesystem=fs), wanted, id_column) for seg in manifest.segments
+    ]
+    while live := [c for c in cursors if c.fill()]:
+        # every row at or below the smallest buffered maximum is buffered somewhere now
+        last = min(c.last() for c in live)
+        parts = [c.take_through(last).cast(schema) for c in live]
+        rows = pa.concat_tables(parts)
+        yield rows if len(live) == 1 else newest_per_id(rows, id_column)
+
+
+def replace_catalog(s: Settings, s3: Any, fs: Any, kind: Kind, table: pa.Table, name: str = "full") -> Manifest:
+    """Make `table` (unique ids) the whole catalog of `kind`: one new segment, one new manifest."""
+    current = read_manifest(s, s3, kind)
+    segment = write_segment(s, fs, kind, current.next_seq, name, table)
+    now = time.time()
+    retired = (*current.retired, *(Retired(seg.key, now) for seg in current.segments))
+    return write_manifest(s, s3, Manifest(kind, (segment,), retired=retired), replaces=current)
