@@ -39,15 +39,17 @@ class Catalog:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.root = Path(tempfile.mkdtemp(prefix="catalog-", dir=work_dir))
         self._etags: dict[str, str | None] = {}
-        self._paths: dict[str, list[str]] = {}
+        self._paths: dict[str, tuple[list[str], int]] = {}
 
     def current(self) -> Metadata:
-        return Metadata(songs=self._current("songs"), users=self._current("users"))
+        (songs, song_rows), (users, user_rows) = self._current("songs"), self._current("users")
+        return Metadata(songs=songs, users=users, song_rows=song_rows, user_rows=user_rows)
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _current(self, kind: snapshots.Kind) -> list[str]:
+    def _current(self, kind: snapshots.Kind) -> tuple[list[str], int]:
+        """The kind's segment paths, oldest first, and their rows."""
         for attempt in range(_ATTEMPTS):
             manifest = snapshots.read_manifest(self.settings, self.s3, kind)
             if kind in self._paths and manifest.etag == self._etags.get(kind):
@@ -58,9 +60,9 @@ class Catalog:
                 if attempt + 1 == _ATTEMPTS:
                     raise
                 continue
-            self._etags[kind], self._paths[kind] = manifest.etag, paths
+            self._etags[kind], self._paths[kind] = manifest.etag, (paths, manifest.rows)
             log.info("catalog.loaded", kind=kind, segments=len(paths), rows=manifest.rows)
-            return paths
+            return self._paths[kind]
         raise AssertionError("unreachable")
 
     def _sync(self, manifest: snapshots.Manifest) -> list[str]:

@@ -2,26 +2,29 @@
 
 One Spark action per batch:
 
-1. read the dates' events and de-duplicate them on (user, track, listen_time);
-2. take part of the metadata: only the catalog rows whose id the batch's events reference
-   (a left semi-join of each catalog scan with the batch's distinct ids), the newest segment's
+1. read the dates' events;
+2. take part of the metadata: only the catalog rows whose id the batch's events reference (a
+   left semi-join of each catalog scan with the batch's distinct ids), the newest segment's
    row per id (`core.snapshots`). Nothing the size of the catalog is encoded, collected or
-   broadcast: the catalog is scanned where it lies, and only the batch's ids are broadcast;
-3. join events to those rows and aggregate per (date, genre), per (date, genre, track) (top
-   songs), per (date, hour) (listens, listeners, age groups), per (date, hour, track)
-   (diversity, and per artist for the top artist);
-4. collect the union of these small results: at most a few rows per (date, genre) and per
-   (date, hour). Events never reach the driver, so the same job runs unchanged on a cluster.
+   broadcast: the catalog is scanned where it lies, against the batch's ids;
+3. code those rows for this batch: each track, genre, artist and user becomes its rank among
+   the batch's values (code point order), so "most listens, ties by the smaller name" is
+   exactly "ties by the smaller code", and the heavy part of the job hashes and compares
+   integers only;
+4. map events to codes, de-duplicate them on (user, track, listen_time) and cache them (an
+   unknown id keeps its raw id beside a null code: its events count in the hourly figures and
+   in no genre);
+5. aggregate per (date, genre, user), (date, genre, track), (date, hour, user),
+   (date, hour, track) (then per artist); unique counts are two-level aggregates. Top-N are a
+   window (songs) or a `min` over (-listens, code) (artists, age groups);
+6. turn the few winning codes back into names by joining the small results with the batch's
+   codes, and collect: a few rows per (date, genre) and per (date, hour). Events never reach
+   the driver, so the same job runs unchanged on a cluster.
 
-Ranks compare the names themselves (Spark orders strings by their UTF-8 bytes, which is code
-point order), so "most listens, ties by the smaller name" needs no dictionary of codes.
-
-Two plans (`Plan`): a batch whose events fit in one task runs as one partition from the scan
-on, so its aggregates need no exchange at all; a larger batch is hash-partitioned by user
-(the per-user aggregates reuse that partitioning) into partitions sized from its input.
-
-An id unknown to the metadata keeps its events: they count in the hourly figures and in no
-genre.
+Two layouts (`Plan`): a batch whose events fit in one task runs as one partition throughout,
+so it is one job with no broadcast; a larger batch is hash-partitioned by user (the per-user
+aggregates reuse that partitioning) into partitions sized from its input, and its coded
+metadata is broadcast when the catalog is small enough to bound it, or joined by shuffle.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
@@ -56,11 +59,11 @@ USERS_SCHEMA = f"user_id string, user_age long, {SEQ} long"
 # a shuffle partition per this many bytes of input Parquet (about 1.3M events), at least one per core
 BYTES_PER_PARTITION = 16 << 20
 MAX_PARTITIONS = 200
-# a batch up to this size of event Parquet (about 1.3M events) runs as one task: no exchange
+# a batch up to this size of event Parquet (about 1.3M events) runs as one partition
 SMALL_BATCH_BYTES = 16 << 20
-# a larger batch broadcasts its ids and its catalog rows while it has at most this many distinct
-# tracks or users (about 100 MB of rows at most); beyond, they join by shuffle
-BROADCAST_IDS = 1_000_000
+# a larger batch broadcasts its coded metadata while the catalog has at most this many rows per
+# kind (so what is broadcast, at most the batch's ids, is bounded); beyond, it joins by shuffle
+BROADCAST_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -73,24 +76,28 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Metadata:
-    """The catalog's segment files (or URLs) per kind, oldest first (`core.snapshots`)."""
+    """The catalog's segment files (or URLs) per kind, oldest first, and its rows per kind."""
 
     songs: Sequence[str] = ()
     users: Sequence[str] = ()
+    song_rows: int = 0
+    user_rows: int = 0
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How a batch is laid out: one partition end to end, or hash-partitioned by user."""
+    """How a batch is laid out: one partition throughout, or hash-partitioned by user."""
 
     partitions: int
     single: bool
+    broadcast: bool = False
 
     @classmethod
-    def for_input(cls, input_bytes: int, parallelism: int) -> Plan:
+    def for_batch(cls, input_bytes: int, parallelism: int, metadata: Metadata) -> Plan:
         if input_bytes <= SMALL_BATCH_BYTES:
             return cls(partitions=1, single=True)
-        return cls(partitions=shuffle_partitions(input_bytes, parallelism), single=False)
+        small = max(metadata.song_rows, metadata.user_rows) <= BROADCAST_ROWS
+        return cls(partitions=shuffle_partitions(input_bytes, parallelism), single=False, broadcast=small)
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,17 @@ class Computed:
     plan: Plan | None
 
 
+@dataclass(frozen=True)
+class _Codes:
+    """The batch's metadata rows with their per-batch codes."""
+
+    tracks: DataFrame  # track_id, tidx, gidx, duration_ms, track_name, artists
+    genres: DataFrame  # track_genre, gidx
+    artists: DataFrame  # artist, aidx
+    credits: DataFrame  # tidx, aidx (one row per credited artist, as the `;` list has them)
+    users: DataFrame  # user_id, uidx, ag
+
+
 def shuffle_partitions(input_bytes: int, parallelism: int) -> int:
     """Enough partitions to use every core, and more only when the input is large."""
     by_size = math.ceil(input_bytes / BYTES_PER_PARTITION)
@@ -120,26 +138,27 @@ def _count(name: str = "n") -> Column:
     return F.count(F.lit(1)).alias(name)
 
 
-def _events(spark: SparkSession, inputs: Inputs, dates: Sequence[dt.date], plan: Plan) -> DataFrame:
-    """The distinct events of `dates`, laid out by the plan."""
-    read = spark.read.schema(EVENTS_SCHEMA).parquet(*inputs.event_paths)
-    read = read.where(F.to_date("listen_time").isin(list(dates)))
-    laid_out = read.coalesce(1) if plan.single else read.repartition(plan.partitions, "user_id")
-    return laid_out.dropDuplicates(["user_id", "track_id", "listen_time"])
+def _distinct_ids(raw: DataFrame, keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, DataFrame]:
+    """The batch's distinct track ids and user ids, from one pass over its events."""
+    both = F.array(
+        F.struct(F.lit(0).alias("user"), F.col("track_id").alias("id")),
+        F.struct(F.lit(1).alias("user"), F.col("user_id").alias("id")),
+    )
+    ids = keep(raw.select(F.explode(both).alias("x")).select("x.*").distinct())
+    user = F.col("user") == 1
+    return ids.where(~user).select(F.col("id").alias("track_id")), ids.where(user).select(F.col("id").alias("user_id"))
 
 
-def _taking_part(
-    spark: SparkSession, paths: Sequence[str], schema: str, id_column: str, ids: DataFrame, small: bool
-) -> DataFrame:
+def _taking_part(spark: SparkSession, paths: Sequence[str], schema: str, id_column: str, ids: DataFrame) -> DataFrame:
     """The current catalog row of each id in `ids` only: a semi-join of the scan, newest segment first.
 
-    The batch's ids are the hash table (broadcast when `small`, else joined by shuffle): the scan
-    streams past it and keeps its matches, so no task ever holds the catalog.
+    The batch's ids are the hash table: the scan streams past it and keeps its matches, so no
+    task ever holds the catalog.
     """
     if not paths:
         return spark.createDataFrame([], schema).drop(SEQ)
     scan = spark.read.schema(schema).parquet(*paths)
-    rows = scan.join(F.broadcast(ids) if small else ids.hint("shuffle_hash"), id_column, "left_semi")
+    rows = scan.join(ids.hint("shuffle_hash"), id_column, "left_semi")
     if len(paths) > 1:  # an id corrected by a later segment: its newest row wins
         columns = [c for c in scan.columns if c not in (id_column, SEQ)]
         newest = F.max(F.struct(SEQ, *columns)).alias("row")
@@ -147,44 +166,68 @@ def _taking_part(
     return rows.drop(SEQ)
 
 
-def _joined(events: DataFrame, songs: DataFrame, users: DataFrame, broadcast: bool) -> DataFrame:
-    """Each event with what the KPIs need of its track and user (null for an unknown id).
+def _ranked(values: DataFrame, column: str, code: str) -> DataFrame:
+    """Each distinct `column` value with `code`, its rank from 0 in code point order.
 
-    With `broadcast`, the events keep their partitioning by user, so the per-user aggregates
-    need no further exchange.
+    A window over all rows: one partition, which holds at most the batch's distinct values.
     """
-    side = F.broadcast if broadcast else (lambda frame: frame)
-    ages = users.select("user_id", _age_group(F.col("user_age")).alias("ag"))
-    return (
-        events.join(side(songs), "track_id", "left")
-        .join(side(ages), "user_id", "left")
-        .select(
-            F.to_date("listen_time").alias("date"),
-            F.hour("listen_time").alias("hour"),
-            "user_id",
-            "track_id",
-            "track_genre",
-            "duration_ms",
-            "track_name",
-            "artists",
-            "ag",
-        )
+    distinct = values.select(column).where(F.col(column).isNotNull()).distinct()
+    return distinct.select(column, (F.row_number().over(Window.orderBy(column)) - 1).alias(code))
+
+
+def _codes(songs: DataFrame, users: DataFrame, keep: Callable[[DataFrame], DataFrame]) -> _Codes:
+    genres = keep(_ranked(songs, "track_genre", "gidx"))
+    tracks = keep(
+        songs.join(_ranked(songs, "track_id", "tidx"), "track_id")
+        .join(genres, "track_genre", "left")
+        .select("track_id", "tidx", "gidx", "duration_ms", "track_name", "artists")
     )
-
-
-def _distinct_ids(events: DataFrame) -> int:
-    """An estimate (HyperLogLog, 5%) of the larger of the batch's distinct tracks and users."""
-    estimate = events.agg(
-        F.approx_count_distinct("track_id", 0.05).alias("tracks"),
-        F.approx_count_distinct("user_id", 0.05).alias("users"),
-    ).first()
-    return max(estimate["tracks"], estimate["users"]) if estimate else 0
+    credited = tracks.select("tidx", F.explode(F.split("artists", ";")).alias("credit"))
+    credited = credited.select("tidx", F.trim("credit").alias("artist")).where(F.col("artist") != "")
+    artists = keep(_ranked(credited, "artist", "aidx"))
+    credits = keep(credited.join(artists, "artist").select("tidx", "aidx"))
+    ages = users.select("user_id", _age_group(F.col("user_age")).alias("ag"))
+    coded_users = keep(ages.join(_ranked(users, "user_id", "uidx"), "user_id"))
+    return _Codes(tracks, genres, artists, credits, coded_users)
 
 
 def _age_group(age: Column) -> Column:
     """The index in `AGE_GROUPS` of an age (null stays null)."""
     index = sum((F.when(age >= bound, 1).otherwise(0) for bound in AGE_LOWER_BOUNDS), F.lit(0))
     return F.when(age.isNotNull(), index)
+
+
+def _events(raw: DataFrame, codes: _Codes, plan: Plan) -> DataFrame:
+    """The distinct events as codes (a raw id stands in beside a null code), laid out by the plan."""
+    side: Callable[[DataFrame], DataFrame] = F.broadcast if plan.broadcast else (lambda frame: frame)
+    user, track = F.col("uidx"), F.col("tidx")
+    coded = (
+        raw.join(side(codes.tracks.select("track_id", "tidx", "gidx", "duration_ms")), "track_id", "left")
+        .join(side(codes.users), "user_id", "left")
+        .select(
+            "listen_time",
+            "uidx",
+            F.when(user.isNull(), F.col("user_id")).alias("ux"),  # exact even for an unknown user
+            "tidx",
+            F.when(track.isNull(), F.col("track_id")).alias("tx"),
+            "gidx",
+            "duration_ms",
+            "ag",
+        )
+    )
+    if not plan.single:
+        coded = coded.repartition(plan.partitions, "uidx", "ux")
+    return coded.dropDuplicates(["uidx", "ux", "tidx", "tx", "listen_time"]).select(
+        F.to_date("listen_time").alias("date"),
+        F.hour("listen_time").alias("hour"),
+        "uidx",
+        "ux",
+        "tidx",
+        "tx",
+        "gidx",
+        "duration_ms",
+        "ag",
+    )
 
 
 def _best(frame: DataFrame, keys: list[str]) -> DataFrame:
@@ -219,34 +262,41 @@ def _out(frame: DataFrame, kind: str, **columns: str) -> DataFrame:
     )
 
 
-def _results(joined: DataFrame) -> DataFrame:
-    genred = joined.where(F.col("track_genre").isNotNull())
-    by_genre_user = genred.groupBy("date", "track_genre", "user_id").agg(_count(), F.sum("duration_ms").alias("ms"))
-    genres = by_genre_user.groupBy("date", "track_genre").agg(
+def _results(events: DataFrame, codes: _Codes, plan: Plan) -> DataFrame:
+    genred = events.where(F.col("gidx").isNotNull())
+    by_genre_user = genred.groupBy("date", "gidx", "uidx", "ux").agg(_count(), F.sum("duration_ms").alias("ms"))
+    genres = by_genre_user.groupBy("date", "gidx").agg(
         F.sum("n").alias("listens"), _count("listeners"), F.sum("ms").alias("ms")
     )
-    # a track's name and artists are functions of its id: `max` carries them through the group
-    by_song = genred.groupBy("date", "track_genre", "track_id").agg(
-        _count(), F.max("track_name").alias("track_name"), F.max("artists").alias("artists")
-    )
-    song_order = Window.partitionBy("date", "track_genre").orderBy(F.desc("n"), F.asc("track_id"))
+    by_song = genred.groupBy("date", "gidx", "tidx").agg(_count())
+    song_order = Window.partitionBy("date", "gidx").orderBy(F.desc("n"), F.asc("tidx"))
     top_songs = by_song.withColumn("rank", F.row_number().over(song_order)).where(F.col("rank") <= TOP_SONGS)
 
-    by_hour_user = joined.groupBy("date", "hour", "user_id").agg(_count(), F.max("ag").alias("ag"))
+    by_hour_user = events.groupBy("date", "hour", "uidx", "ux").agg(_count(), F.max("ag").alias("ag"))
     per_age = [F.sum(F.when(F.col("ag") == i, F.col("n"))) for i in range(len(AGE_GROUPS))]
     hours = by_hour_user.groupBy("date", "hour").agg(
         F.sum("n").alias("listens"), _count("listeners"), F.array(*per_age).alias("ages")
     )
-    by_hour_track = joined.groupBy("date", "hour", "track_id").agg(_count(), F.max("artists").alias("artists"))
-    tracks = by_hour_track.groupBy("date", "hour").agg(_count("tracks"))
-    credits = by_hour_track.select("date", "hour", "n", F.explode(F.split("artists", ";")).alias("credit"))
-    credited = credits.select("date", "hour", "n", F.trim("credit").alias("key")).where(F.col("key") != "")
-    artists = _best(credited.groupBy("date", "hour", "key").agg(F.sum("n").alias("n")), ["date", "hour"])
+    by_hour_track = events.groupBy("date", "hour", "tidx", "tx").agg(_count())
+    # summing `n` too keeps this aggregate identical to the artists' one, so they share its exchange
+    tracks = by_hour_track.groupBy("date", "hour").agg(_count("tracks"), F.sum("n").alias("listens"))
+    # a null-safe key infers no `tidx IS NOT NULL` below the aggregate (which would split the exchange)
+    credits = codes.credits.withColumnRenamed("tidx", "credit_tidx")
+    side: Callable[[DataFrame], DataFrame] = F.broadcast if plan.broadcast else (lambda frame: frame)
+    credited = by_hour_track.join(side(credits), by_hour_track["tidx"].eqNullSafe(credits["credit_tidx"]))
+    artists = _best(
+        credited.groupBy("date", "hour", F.col("aidx").alias("key")).agg(F.sum("n").alias("n")), ["date", "hour"]
+    )
+    # the winners' names: the small results join the batch's codes
+    genre_names = codes.genres.select("gidx", "track_genre")
+    songs = top_songs.join(genre_names, "gidx").join(
+        codes.tracks.select("tidx", "track_id", "track_name", "artists"), "tidx"
+    )
     return _union(
         [
-            _out(genres, "genre", k1="track_genre", a="listens", b="listeners", c="ms"),
+            _out(genres.join(genre_names, "gidx"), "genre", k1="track_genre", a="listens", b="listeners", c="ms"),
             _out(
-                top_songs,
+                songs,
                 "song",
                 k1="track_genre",
                 k2="track_id",
@@ -257,21 +307,22 @@ def _results(joined: DataFrame) -> DataFrame:
             ),
             _out(hours, "hour", rank="hour", a="listens", b="listeners", ages="ages"),
             _out(tracks, "tracks", rank="hour", a="tracks"),
-            _out(artists, "artist", rank="hour", k1="key"),
+            _out(
+                artists.join(codes.artists, artists["key"] == codes.artists["aidx"]), "artist", rank="hour", k1="artist"
+            ),
         ]
     )
 
 
 def _counters(songs: DataFrame, users: DataFrame, track_ids: DataFrame, user_ids: DataFrame) -> DataFrame:
-    """One row: the metadata rows that took part, and the batch's distinct ids (the job's own counters)."""
+    """One row per counter: the metadata rows that took part, and the batch's distinct ids."""
     counts = [
-        songs.agg(_count("a")).select("a", F.lit(None).cast("long").alias("b")),
-        users.agg(_count("b")).select(F.lit(None).cast("long").alias("a"), "b"),
-        track_ids.agg(_count("c")).select(F.col("c").alias("a"), F.lit(None).cast("long").alias("b")),
-        user_ids.agg(_count("d")).select(F.lit(None).cast("long").alias("a"), F.col("d").alias("b")),
+        (songs, "songs_taking_part"),
+        (users, "users_taking_part"),
+        (track_ids, "batch_tracks"),
+        (user_ids, "batch_users"),
     ]
-    kinds = ["songs_taking_part", "users_taking_part", "batch_tracks", "batch_users"]
-    return _union([_out(c, kind, a="a", b="b") for c, kind in zip(counts, kinds, strict=True)])
+    return _union([_out(frame.agg(_count("a")), kind, a="a") for frame, kind in counts])
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
@@ -294,28 +345,28 @@ def compute(
     rows: list[Row] = []
     plan = None
     if inputs.event_paths:
-        plan = Plan.for_input(inputs.input_bytes, spark.sparkContext.defaultParallelism)
+        plan = Plan.for_batch(inputs.input_bytes, spark.sparkContext.defaultParallelism, metadata)
         spark.conf.set("spark.sql.shuffle.partitions", str(plan.partitions))
-        # one partition: no broadcast (each is a job of its own) and no adaptive execution (it splits
-        # the plan into a job per stage). Large: adaptive execution turns a join whose side proved
-        # small at run time into a broadcast, and sizes the partitions after each exchange.
-        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1" if plan.single else str(10 << 20))
-        spark.conf.set("spark.sql.adaptive.enabled", str(not plan.single).lower())
+        # broadcasts are the plan's decision (`Plan.broadcast`), never Spark's estimate: in one
+        # partition each would be a job of its own, and larger batches are sized by the catalog
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
         cached: list[DataFrame] = []
 
-        def cache(frame: DataFrame) -> DataFrame:
+        def keep(frame: DataFrame) -> DataFrame:
             cached.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
             return frame
 
         try:
-            events = cache(_events(spark, inputs, days, plan))
-            track_ids = events.select("track_id").distinct()
-            user_ids = events.select("user_id").distinct()
-            small = not plan.single and _distinct_ids(events) <= BROADCAST_IDS
-            songs = cache(_taking_part(spark, metadata.songs, SONGS_SCHEMA, "track_id", track_ids, small))
-            users = cache(_taking_part(spark, metadata.users, USERS_SCHEMA, "user_id", user_ids, small))
-            joined = cache(_joined(events, songs, users, broadcast=small))
-            rows = _union([_results(joined), _counters(songs, users, track_ids, user_ids)]).collect()
+            raw = spark.read.schema(EVENTS_SCHEMA).parquet(*inputs.event_paths)
+            raw = raw.where(F.to_date("listen_time").isin(list(days)))
+            if plan.single:
+                raw = keep(raw.coalesce(1))
+            track_ids, user_ids = _distinct_ids(raw, keep)
+            songs = keep(_taking_part(spark, metadata.songs, SONGS_SCHEMA, "track_id", track_ids))
+            users = keep(_taking_part(spark, metadata.users, USERS_SCHEMA, "user_id", user_ids))
+            codes = _codes(songs, users, keep)
+            events = keep(_events(raw, codes, plan))
+            rows = _union([_results(events, codes, plan), _counters(songs, users, track_ids, user_ids)]).collect()
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -323,7 +374,7 @@ def compute(
     counters: dict[str, int] = {}
     for row in rows:
         if row["date"] is None:
-            counters[row["kind"]] = int(row["a"] if row["a"] is not None else row["b"])
+            counters[row["kind"]] = int(row["a"])
         else:
             per_day[row["date"]].add(row)
     taking_part = TakingPart(
