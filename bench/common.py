@@ -34,21 +34,27 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class PeakRss:
-    """Samples the resident memory of a process tree (default: this process) every 50 ms."""
+    """Samples the resident memory of process trees (default: this process) every 50 ms.
 
-    def __init__(self, pid: int | None = None, children: bool = True) -> None:
-        self.process = psutil.Process(pid)
+    With several pids, the peak is of their sum at one instant: what they held together.
+    """
+
+    def __init__(self, pid: int | None = None, children: bool = True, pids: list[int] | None = None) -> None:
+        self.processes = [psutil.Process(p) for p in pids] if pids else [psutil.Process(pid)]
         self.children = children
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _rss(self) -> int:
-        total = self.process.memory_info().rss
-        if self.children:
-            for child in self.process.children(recursive=True):
-                with suppress(psutil.Error):
-                    total += child.memory_info().rss
+        total = 0
+        for process in self.processes:
+            with suppress(psutil.Error):
+                total += process.memory_info().rss
+                if self.children:
+                    for child in process.children(recursive=True):
+                        with suppress(psutil.Error):
+                            total += child.memory_info().rss
         return int(total)
 
     def _sample(self) -> None:

@@ -105,6 +105,7 @@ def _append(lake_state, settings, kind: snapshots.Kind, table: pa.Table) -> None
     ("input_bytes", "catalog_rows", "layout"),
     [
         (0, 0, "single"),
+        (0, compute.SCAN_IN_PLACE_ROWS + 1, "single"),  # the batch's ids broadcast into the catalog scan
         (64 << 20, 0, "broadcast"),
         (64 << 20, compute.BROADCAST_ROWS + 1, "shuffle"),
     ],

@@ -91,6 +91,8 @@ class Validator:
             if report.kind in ("songs", "users") and report.status == "accepted":
                 with self._metadata_lock:
                     self._compact(cast(snapshots.Kind, report.kind))
+                # the catalog change pays for the index of its ids, not the next stream file
+                self._known[report.kind].current()
             return report
 
     def _open_source(self, ref: S3ObjectRef) -> Any | None:

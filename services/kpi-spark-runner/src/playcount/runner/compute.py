@@ -64,6 +64,8 @@ SMALL_BATCH_BYTES = 16 << 20
 # a larger batch broadcasts its coded metadata while the catalog has at most this many rows per
 # kind (so what is broadcast, at most the batch's ids, is bounded); beyond, it joins by shuffle
 BROADCAST_ROWS = 1_000_000
+# a catalog kind above this many rows is filtered where it is read, against the batch's ids broadcast
+SCAN_IN_PLACE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -149,16 +151,21 @@ def _distinct_ids(raw: DataFrame, keep: Callable[[DataFrame], DataFrame]) -> tup
     return ids.where(~user).select(F.col("id").alias("track_id")), ids.where(user).select(F.col("id").alias("user_id"))
 
 
-def _taking_part(spark: SparkSession, paths: Sequence[str], schema: str, id_column: str, ids: DataFrame) -> DataFrame:
+def _taking_part(
+    spark: SparkSession, paths: Sequence[str], schema: str, id_column: str, ids: DataFrame, catalog_rows: int
+) -> DataFrame:
     """The current catalog row of each id in `ids` only: a semi-join of the scan, newest segment first.
 
     The batch's ids are the hash table: the scan streams past it and keeps its matches, so no
-    task ever holds the catalog.
+    task ever holds the catalog. A catalog of more than `SCAN_IN_PLACE_ROWS` rows is filtered
+    where it is read, against the batch's ids broadcast (one small job); a smaller one is
+    exchanged to meet them, which costs less than that job.
     """
     if not paths:
         return spark.createDataFrame([], schema).drop(SEQ)
     scan = spark.read.schema(schema).parquet(*paths)
-    rows = scan.join(ids.hint("shuffle_hash"), id_column, "left_semi")
+    table = F.broadcast(ids) if catalog_rows > SCAN_IN_PLACE_ROWS else ids.hint("shuffle_hash")
+    rows = scan.join(table, id_column, "left_semi")
     if len(paths) > 1:  # an id corrected by a later segment: its newest row wins
         columns = [c for c in scan.columns if c not in (id_column, SEQ)]
         newest = F.max(F.struct(SEQ, *columns)).alias("row")
@@ -362,8 +369,8 @@ def compute(
             if plan.single:
                 raw = keep(raw.coalesce(1))
             track_ids, user_ids = _distinct_ids(raw, keep)
-            songs = keep(_taking_part(spark, metadata.songs, SONGS_SCHEMA, "track_id", track_ids))
-            users = keep(_taking_part(spark, metadata.users, USERS_SCHEMA, "user_id", user_ids))
+            songs = keep(_taking_part(spark, metadata.songs, SONGS_SCHEMA, "track_id", track_ids, metadata.song_rows))
+            users = keep(_taking_part(spark, metadata.users, USERS_SCHEMA, "user_id", user_ids, metadata.user_rows))
             codes = _codes(songs, users, keep)
             events = keep(_events(raw, codes, plan))
             rows = _union([_results(events, codes, plan), _counters(songs, users, track_ids, user_ids)]).collect()
