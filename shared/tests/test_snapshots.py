@@ -168,3 +168,19 @@ def test_known_ids_are_rebuilt_only_when_the_catalog_changes_and_then_incrementa
     snapshots.replace_catalog(settings, s3, fs, "users", _users([7], 20))
     replaced = known.current()
     assert known.rebuilds == 2 and replaced.contains(probe).to_pylist() == [False] * 4 and len(replaced) == 1
+
+
+def test_a_lake_from_before_segments_is_adopted_once(settings, lake_io):
+    # GIVEN a lake whose users were kept in one snapshot object, as before segments
+    s3, fs = lake_io
+    pq.write_table(_users(range(5), 30), lake.path(settings, snapshots.legacy_key(settings, "users")), filesystem=fs)
+    # WHEN a validator starts (twice)
+    adopted = snapshots.adopt_legacy(settings, s3, fs, "users")
+    again = snapshots.adopt_legacy(settings, s3, fs, "users")
+    # THEN the snapshot became the catalog once, and a kind without one is left alone
+    assert adopted is not None and again is None
+    manifest = snapshots.read_manifest(settings, s3, "users")
+    assert [s.name for s in manifest.segments] == ["legacy"]
+    assert _ages(settings, fs, manifest) == {f"u{i:06d}": 30 for i in range(5)}
+    assert snapshots.adopt_legacy(settings, s3, fs, "songs") is None
+    assert snapshots.read_manifest(settings, s3, "songs").etag is None

@@ -38,6 +38,7 @@ from playcount.core.config import Settings
 
 Kind = Literal["songs", "users"]
 SEQ = "_seq"
+KINDS: tuple[Kind, ...] = ("songs", "users")
 ID_COLUMN: dict[str, str] = {"songs": "track_id", "users": "user_id"}
 SCHEMA: dict[str, pa.Schema] = {"songs": lake.SONGS_SNAPSHOT, "users": lake.USERS_SNAPSHOT}
 ROW_GROUP_ROWS = 64 * 1024
@@ -332,3 +333,28 @@ def replace_catalog(s: Settings, s3: Any, fs: Any, kind: Kind, table: pa.Table, 
     now = time.time()
     retired = (*current.retired, *(Retired(seg.key, now) for seg in current.segments))
     return write_manifest(s, s3, Manifest(kind, (segment,), retired=retired), replaces=current)
+
+
+def legacy_key(s: Settings, kind: Kind) -> str:
+    """Where a lake written before segments kept the kind's one snapshot."""
+    return f"{s.s3_validated_prefix}metadata/{kind}.parquet"
+
+
+def adopt_legacy(s: Settings, s3: Any, fs: Any, kind: Kind) -> Manifest | None:
+    """A lake from before segments: its one snapshot becomes the catalog, once (None: nothing to adopt).
+
+    Only while the kind has no manifest at all, and conditionally: of two validators starting
+    together, one adopts it. The old object is left in place; nothing reads it afterwards.
+    """
+    current = read_manifest(s, s3, kind)
+    if current.etag is not None:
+        return None
+    try:
+        table = pq.read_table(lake.path(s, legacy_key(s, kind)), filesystem=fs)
+    except (FileNotFoundError, OSError):
+        return None
+    segment = write_segment(s, fs, kind, current.next_seq, "legacy", table)
+    try:
+        return write_manifest(s, s3, Manifest(kind, (segment,)), replaces=current)
+    except CatalogConflict:
+        return None

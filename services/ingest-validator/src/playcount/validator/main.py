@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from playcount.core import aws, lake
+import structlog
+
+from playcount.core import aws, lake, snapshots
 from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import parse_s3_event
@@ -16,11 +18,12 @@ from playcount.core.worker import run_worker
 from playcount.validator.handler import Validator
 
 SERVICE = "ingest-validator"
+log = structlog.get_logger(__name__)
 
 
 def build_validator(settings: Settings) -> Validator:
     sqs = aws.client(settings, "sqs")
-    return Validator(
+    validator = Validator(
         settings=settings,
         s3=aws.client(settings, "s3"),
         ddb=aws.client(settings, "dynamodb"),
@@ -28,6 +31,11 @@ def build_validator(settings: Settings) -> Validator:
         fs=lake.filesystem(settings),
         validated_queue_url=aws.queue_url(sqs, resources(settings).queue(VALIDATED).name),
     )
+    for kind in snapshots.KINDS:
+        adopted = snapshots.adopt_legacy(settings, validator.s3, validator.fs, kind)
+        if adopted is not None:
+            log.info("catalog.adopted_legacy_snapshot", kind=kind, rows=adopted.rows)
+    return validator
 
 
 @asynccontextmanager
