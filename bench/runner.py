@@ -15,7 +15,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -54,9 +53,7 @@ def _lake(root: Path, n_events: int, n_files: int) -> tuple[Inputs, Inputs]:
     """All 7 days in `n_files` files per date partition, plus one 10k-row file on its own date."""
     songs, users, cat = generate.dataset(seed=3, n_tracks=5000, n_users=20000)
     for kind, table in (("songs", songs), ("users", users)):
-        rows = snapshots.conform(table, kind)  # type: ignore[arg-type]
-        rows = rows.append_column(snapshots.SEQ, pa.repeat(pa.scalar(1, pa.int64()), rows.num_rows))
-        pq.write_table(rows, root / f"{kind}.parquet")
+        pq.write_table(snapshots.segment_rows(kind, 1, table), root / f"{kind}.parquet")  # type: ignore[arg-type]
     rng = np.random.default_rng(1)
     for i in range(n_files):
         table = generate.streams_table(rng, cat, n_events // n_files, DAYS)

@@ -13,6 +13,7 @@ import aioboto3
 import boto3
 import structlog
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from playcount.core.config import Settings
 
@@ -44,6 +45,14 @@ def client(settings: Settings, service: str, *, retry_mode: str | None = None) -
     )
     c.meta.events.register("needs-retry", _log_unreachable)
     return c
+
+
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+
+
+def is_missing(exc: ClientError) -> bool:
+    """Whether an S3 error says the object (or key) does not exist."""
+    return exc.response.get("Error", {}).get("Code") in MISSING_CODES
 
 
 def async_session() -> aioboto3.Session:

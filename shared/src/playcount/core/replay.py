@@ -139,7 +139,7 @@ def _report(settings: Settings, s3: Any, fid: str) -> FileReport | None:
     try:
         body = s3.get_object(Bucket=settings.s3_bucket, Key=lake.report_key(settings, fid))["Body"].read()
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if aws.is_missing(exc):
             return None
         raise
     return FileReport.model_validate_json(body)

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from playcount.core import lake
+from playcount.core import aws, lake
 from playcount.core.config import Settings
 
 Kind = Literal["songs", "users"]
@@ -44,7 +44,6 @@ SCHEMA: dict[str, pa.Schema] = {"songs": lake.SONGS_SNAPSHOT, "users": lake.USER
 ROW_GROUP_ROWS = 64 * 1024
 GROUPS_PER_READ = 8  # a merge holds up to this many row groups of each segment
 COMPACTED = "compact-"  # the name prefix of a merged segment (core.compaction)
-_MISSING = ("NoSuchKey", "404", "NotFound")
 _CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -116,7 +115,7 @@ def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
     try:
         response = s3.get_object(Bucket=s.s3_bucket, Key=manifest_key(s, kind))
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in _MISSING:
+        if aws.is_missing(exc):
             return Manifest(kind)
         raise
     body = json.loads(response["Body"].read())
@@ -163,12 +162,16 @@ def segment_schema(kind: Kind) -> pa.Schema:
     return SCHEMA[kind].append(pa.field(SEQ, pa.int64()))
 
 
-def write_segment(s: Settings, fs: Any, kind: Kind, seq: int, name: str, table: pa.Table) -> Segment:
-    """One segment from rows with unique ids: conformed, sorted by id, stamped with `seq`."""
-    id_column = ID_COLUMN[kind]
+def segment_rows(kind: Kind, seq: int, table: pa.Table) -> pa.Table:
+    """A segment's content from rows with unique ids: conformed, sorted by id, stamped with `seq`."""
     rows = conform(table, kind)
-    rows = rows.take(pc.sort_indices(rows[id_column]))
-    rows = rows.append_column(SEQ, pa.repeat(pa.scalar(seq, pa.int64()), rows.num_rows))
+    rows = rows.take(pc.sort_indices(rows[ID_COLUMN[kind]]))
+    return rows.append_column(SEQ, pa.repeat(pa.scalar(seq, pa.int64()), rows.num_rows))
+
+
+def write_segment(s: Settings, fs: Any, kind: Kind, seq: int, name: str, table: pa.Table) -> Segment:
+    """One segment (`segment_rows`) in the lake."""
+    rows = segment_rows(kind, seq, table)
     key = segment_key(s, kind, seq, name)
     pq.write_table(rows, lake.path(s, key), filesystem=fs, row_group_size=ROW_GROUP_ROWS)
     return Segment(key, seq, rows.num_rows)

@@ -20,7 +20,7 @@ import structlog
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from playcount.core import keys, lake, ledger, metrics
+from playcount.core import aws, keys, lake, ledger, metrics
 from playcount.core.config import Settings
 from playcount.core.errors import PoisonMessage
 from playcount.core.kpis import DayKpis
@@ -104,7 +104,7 @@ class Writer:
         try:
             body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if aws.is_missing(exc):
                 raise PoisonMessage(f"result object {key} does not exist") from exc
             raise
         try:

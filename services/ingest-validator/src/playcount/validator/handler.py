@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import structlog
 from botocore.exceptions import ClientError
 
-from playcount.core import compaction, lake, ledger, metrics, snapshots
+from playcount.core import aws, compaction, lake, ledger, metrics, snapshots
 from playcount.core.config import Settings
 from playcount.core.known import KnownIds
 from playcount.core.messages import FileKind, FileValidated, S3ObjectRef
@@ -38,7 +38,6 @@ from playcount.validator.quarantine import Quarantine, schema_for
 
 log = structlog.get_logger(__name__)
 
-_MISSING = ("NoSuchKey", "404", "NotFound")
 _FILE_ID = re.compile(r"[0-9a-f]{24}")
 
 
@@ -101,7 +100,7 @@ class Validator:
             return self.s3.get_object(Bucket=ref.bucket, Key=ref.key, **kwargs)["Body"]
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
-            if code in _MISSING:
+            if aws.is_missing(exc):
                 log.warning("object.gone", detail="no object and no report: deleted before it was judged")
                 return None
             if code in ("PreconditionFailed", "412"):
@@ -315,7 +314,7 @@ class Validator:
         try:
             return str(self.s3.head_object(Bucket=self.settings.s3_bucket, Key=key)["ETag"]).strip('"')
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
+            if aws.is_missing(exc):
                 return None
             raise
 
@@ -329,7 +328,7 @@ class Validator:
         try:
             self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key}, **kwargs)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] not in (*_MISSING, "PreconditionFailed", "412"):
+            if not aws.is_missing(exc) and exc.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
                 raise
             return
         self._delete_version(key, etag)
@@ -352,7 +351,7 @@ class Validator:
         try:
             body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=lake.report_key(self.settings, fid))["Body"]
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
+            if aws.is_missing(exc):
                 return None
             raise
         return FileReport.model_validate_json(body.read())

@@ -21,12 +21,11 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from playcount.core import snapshots
+from playcount.core import aws, snapshots
 from playcount.core.config import Settings
 from playcount.runner.compute import Metadata
 
 log = structlog.get_logger(__name__)
-_MISSING = ("NoSuchKey", "404", "NotFound")
 _ATTEMPTS = 3
 
 
@@ -85,7 +84,7 @@ class Catalog:
         try:
             self.s3.download_file(self.settings.s3_bucket, key, str(partial))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
+            if aws.is_missing(exc):
                 raise _SegmentGone(key) from exc
             raise
         os.replace(partial, target)

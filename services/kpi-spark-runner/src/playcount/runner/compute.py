@@ -94,6 +94,11 @@ class Plan:
     single: bool
     broadcast: bool = False
 
+    @property
+    def layout(self) -> str:
+        """`single`, `broadcast` or `shuffle`: for logs and tests."""
+        return "single" if self.single else "broadcast" if self.broadcast else "shuffle"
+
     @classmethod
     def for_batch(cls, input_bytes: int, parallelism: int, metadata: Metadata) -> Plan:
         if input_bytes <= SMALL_BATCH_BYTES:

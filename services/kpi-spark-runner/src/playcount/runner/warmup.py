@@ -50,8 +50,7 @@ def _tables(n_events: int) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
 
 
 def _segment(directory: Path, kind: snapshots.Kind, seq: int, table: pa.Table) -> str:
-    rows = snapshots.conform(table, kind)
-    rows = rows.append_column(snapshots.SEQ, pa.repeat(pa.scalar(seq, pa.int64()), rows.num_rows))
+    rows = snapshots.segment_rows(kind, seq, table)
     path = directory / f"{kind}-{seq}.parquet"
     pq.write_table(rows, path)
     return str(path)

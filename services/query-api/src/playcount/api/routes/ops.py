@@ -15,7 +15,7 @@ from playcount.api.deps import CacheDep, HistoryDep, ProbeDep, ReadAccess, S3Dep
 from playcount.api.errors import COMMON_ERRORS
 from playcount.api.models import ErrorResponse, Health, HistoryResponse, PipelineStatus
 from playcount.api.params import FileIdPath
-from playcount.core import lake
+from playcount.core import aws, lake
 from playcount.core.reports import FileReport
 
 router = APIRouter(tags=["ops"])
@@ -82,7 +82,7 @@ async def file_report(file_id: FileIdPath, settings: SettingsDep, s3: S3Dep) -> 
         obj = await s3.get_object(Bucket=settings.s3_bucket, Key=lake.report_key(settings, file_id))
         body = await obj["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        if aws.is_missing(exc):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report for file {file_id}") from exc
         raise
     try:
