@@ -113,3 +113,24 @@ def test_stream_files_use_the_cached_index_until_the_catalog_changes(known, vali
     validator.handle(bucket.put(f"{settings.users_prefix}u9.csv", USERS_HEADER + "u9,40,NL,2024-01-01\n"))
     report = known("user_id,track_id,listen_time\nu9,t1,2024-09-01 11:00:00\nu8,t1,2024-09-01 12:00:00\n", "c.csv")
     assert report.rows_accepted == 1 and report.quarantined_by_reason == {"unknown_user_id": 1}
+
+
+def test_two_validators_upserting_at_once_lose_no_row(bucket, settings):
+    # GIVEN two validators (two processes' worth: each has its own in-process lock and cache)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playcount.validator.main import build_validator
+
+    validators = [build_validator(settings), build_validator(settings)]
+    refs = [
+        bucket.put(f"{settings.songs_prefix}part-{n:02d}.csv", SONGS_HEADER + f"t{n},Song {n},A,pop,1000\n")
+        for n in range(12)
+    ]
+    # WHEN they judge twelve songs files at the same time, six each
+    with ThreadPoolExecutor(12) as pool:
+        reports = list(pool.map(lambda i: validators[i % 2].handle(refs[i]), range(12)))
+    # THEN every file was applied and every track is in the catalog
+    assert all(r is not None and r.status == "accepted" for r in reports)
+    manifest = snapshots.read_manifest(settings, bucket.s3, "songs")
+    current = snapshots.read_current(settings, lake.filesystem(settings), manifest, ["track_id"])
+    assert sorted(current["track_id"].to_pylist()) == sorted(f"t{n}" for n in range(12))

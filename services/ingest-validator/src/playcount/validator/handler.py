@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import re
 import threading
 import time
@@ -28,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from playcount.core import aws, compaction, lake, ledger, metrics, snapshots
 from playcount.core.config import Settings
+from playcount.core.errors import TransientError
 from playcount.core.known import KnownIds
 from playcount.core.messages import FileKind, FileValidated, S3ObjectRef
 from playcount.core.replay import replay_prefix
@@ -39,6 +41,7 @@ from playcount.validator.quarantine import Quarantine, schema_for
 log = structlog.get_logger(__name__)
 
 _FILE_ID = re.compile(r"[0-9a-f]{24}")
+UPSERT_ATTEMPTS = 8
 
 
 @dataclass
@@ -226,21 +229,30 @@ class Validator:
 
         Applied once: a delivery that died after storing the manifest (before its report) left its
         segment listed under its file id, so the redelivery only compares it with the catalog as it
-        was before that segment, and finds the same changed ids.
+        was before that segment, and finds the same changed ids. Validators in other processes
+        upsert concurrently: the manifest write is conditional, and the loser reads the new
+        manifest and tries again (its unlisted segment is deleted by compaction later).
         """
         s, spec = self.settings, metadata.SPECS[kind]
         if table.num_rows == 0:
             return []
-        manifest = snapshots.read_manifest(s, self.s3, kind)
-        mine = next((seg for seg in manifest.segments if seg.name == fid), None)
         columns = [spec.id_column, *spec.compare]
         ids = table[spec.id_column]
-        if mine is None:
+        for attempt in range(UPSERT_ATTEMPTS):
+            manifest = snapshots.read_manifest(s, self.s3, kind)
+            mine = next((seg for seg in manifest.segments if seg.name == fid), None)
+            if mine is not None:
+                before = snapshots.read_current(s, self.fs, manifest, columns, ids=ids, below_seq=mine.seq)
+                return metadata.changed_ids(table, before, spec.id_column, spec.compare)
             before = snapshots.read_current(s, self.fs, manifest, columns, ids=ids)
-            snapshots.upsert(s, self.s3, self.fs, manifest, fid, table)
-        else:
-            before = snapshots.read_current(s, self.fs, manifest, columns, ids=ids, below_seq=mine.seq)
-        return metadata.changed_ids(table, before, spec.id_column, spec.compare)
+            try:
+                snapshots.upsert(s, self.s3, self.fs, manifest, fid, table)
+            except snapshots.CatalogConflict:
+                log.info("catalog.upsert_conflict", kind=kind, attempt=attempt + 1)
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+                continue
+            return metadata.changed_ids(table, before, spec.id_column, spec.compare)
+        raise TransientError(f"the {kind} manifest kept changing: {UPSERT_ATTEMPTS} upserts lost the race")
 
     def _compact(self, kind: snapshots.Kind) -> None:
         """Keep the catalog's segments few; a segment of a file without a report is never merged."""
