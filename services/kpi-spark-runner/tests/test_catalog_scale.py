@@ -6,6 +6,7 @@ they must be bounded by the batch's distinct ids, whatever the size of the catal
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from playcount.cli import generate
 from playcount.core import snapshots
+from playcount.runner import compute
 from tests import oracle
 
 pytestmark = pytest.mark.spark
@@ -96,3 +98,38 @@ def _append(lake_state, settings, kind: snapshots.Kind, table: pa.Table) -> None
     """One more segment on top of the current ones, as the validator's upsert writes it."""
     current = snapshots.read_manifest(settings, lake_state.s3, kind)
     snapshots.upsert(settings, lake_state.s3, lake_state.fs, current, "fix", table)
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "catalog_rows", "layout"),
+    [
+        (0, 0, "single"),
+        (0, compute.SCAN_IN_PLACE_ROWS + 1, "single"),  # the batch's ids broadcast into the catalog scan
+        (64 << 20, 0, "broadcast"),
+        (64 << 20, compute.BROADCAST_ROWS + 1, "shuffle"),
+    ],
+)
+def test_every_layout_of_the_job_matches_the_oracle(lake_state, make_runner, h, input_bytes, catalog_rows, layout):
+    # GIVEN generated files over two dates, with a correction segment on top of the catalog
+    songs_t, users_t, cat = generate.dataset(seed=31, n_tracks=300, n_users=200)
+    lake_state.catalog("songs", songs_t)
+    lake_state.catalog("users", users_t)
+    fixed = songs_t.slice(0, 40).set_column(songs_t.schema.get_field_index("track_genre"), "track_genre",
+                                            pa.array(["forró"] * 40))  # fmt: skip
+    _append(lake_state, lake_state.settings, "songs", fixed)
+    rng = np.random.default_rng(8)
+    days = [DAY, DAY + dt.timedelta(days=1)]
+    table = generate.streams_table(rng, cat, 3000, days)
+    events = [(r["user_id"], r["track_id"], oracle.parse_time(r["listen_time"])) for r in table.to_pylist()]
+    lake_state.events("f1", events + events[:100])  # repeats: de-duplicated
+    runner = make_runner()
+    # WHEN the job runs in the layout a batch of `input_bytes` and a catalog of `catalog_rows` get
+    metadata = dataclasses.replace(runner.catalog.current(), song_rows=catalog_rows, user_rows=catalog_rows)
+    inputs = dataclasses.replace(runner._inputs(days), input_bytes=input_bytes)
+    job = compute.compute(runner.spark, inputs, metadata, days, 1, dt.datetime.now(dt.UTC))
+    # THEN it took that layout, and its KPIs are exact
+    assert job.plan is not None and job.plan.layout == layout
+    songs = oracle.metadata_from_csv(fixed.to_pylist() + songs_t.to_pylist(), "track_id")  # first row wins
+    users = oracle.metadata_from_csv(users_t.to_pylist(), "user_id")
+    assert any(g.genre == "forró" for d in job.days for g in d.genres)
+    oracle.assert_matches(job.days, oracle.kpis([(u, t, w.isoformat()) for u, t, w in events], songs, users))
