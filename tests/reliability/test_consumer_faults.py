@@ -175,3 +175,41 @@ async def test_stop_releases_work_that_cannot_finish_in_time(settings):
     # the message is visible again at once (not after the 60 s visibility timeout)
     got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
     assert [m["Body"] for m in got] == ["stuck"]
+
+
+async def test_an_outage_met_by_the_handler_reports_not_ready_at_once(settings: Settings):
+    # GIVEN a consumer whose handler talks to S3 through a proxy we can cut (its own retries
+    # can take far longer than an outage: the consumer does not poll while it waits)
+    with proxy_to(settings.aws_endpoint_url or "") as proxy:
+        via_proxy = settings.model_copy(update={"aws_endpoint_url": f"http://127.0.0.1:{proxy.port}"})
+        s3 = aws.client(via_proxy, "s3")
+        direct = aws.client(settings, "sqs")
+        url = aws.queue_url(direct, resources(settings).queue(VALIDATED).name)
+        handled: list[str] = []
+
+        async def read_s3(m: SqsMessage) -> None:
+            await asyncio.to_thread(s3.head_bucket, Bucket=settings.s3_bucket)
+            handled.append(m.body)
+
+        session = aws.async_session()
+        async with aws.async_client(session, settings, "sqs") as sqs:
+            consumer = Consumer(sqs, url, per_message(read_s3), "test", visibility_timeout=30, wait_seconds=1)
+            stop = asyncio.Event()
+            task = asyncio.create_task(consumer.run(stop))
+            try:
+                # WHEN the endpoint goes away just before a message arrives
+                proxy.cut()
+                direct.send_message(QueueUrl=url, MessageBody="during")
+                await _wait(lambda: consumer.busy, what="the handler to start")
+
+                # THEN the worker says not-ready while its handler is still retrying
+                await _wait(lambda: not consumer.reachable, timeout=5, what="not-ready during the handler's retries")
+                assert consumer.busy and handled == []
+                proxy.restore()
+
+                # AND ready again once its calls get through, with the message handled
+                await _wait(lambda: handled == ["during"] and consumer.reachable, timeout=60, what="recovery")
+            finally:
+                proxy.restore()
+                stop.set()
+                await asyncio.wait_for(task, 30)

@@ -2,11 +2,14 @@
 
 Clients retry with botocore's capped exponential backoff (8 attempts); every attempt that
 got no answer at all (endpoint unreachable, connection reset, timeout) is logged as
-`aws.unreachable`, so an outage is visible in the logs while the retries absorb it.
+`aws.unreachable`, so an outage is visible in the logs while the retries absorb it. Such an
+attempt also calls every `on_unreachable` listener: a worker whose handler is deep in retries
+reports not-ready at once, not only on its next queue poll.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aioboto3
@@ -22,9 +25,23 @@ log = structlog.get_logger(__name__)
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=64)
 
 
+_listeners: list[Callable[[], None]] = []
+
+
+def on_unreachable(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call `listener` (from any thread) on every attempt of this process that got no answer.
+
+    Returns a function that removes the listener again.
+    """
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
 def _log_unreachable(attempts: int, caught_exception: Exception | None = None, **kwargs: Any) -> None:
     """botocore `needs-retry` hook: log attempts that failed without any response."""
     if caught_exception is not None:
+        for listener in list(_listeners):
+            listener()
         operation = kwargs.get("operation")
         log.warning(
             "aws.unreachable",

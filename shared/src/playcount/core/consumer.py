@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from playcount.core import metrics
+from playcount.core import aws, metrics
 from playcount.core.errors import PoisonMessage, StaleResult
 
 log = structlog.get_logger(__name__)
@@ -137,6 +137,16 @@ class Consumer:
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
         """Consume until `stop` is set (or, with `burst`, until the queue is empty)."""
         log.info("consumer.start", queue=self.queue_url, burst=burst)
+        # any call of this process that finds AWS unreachable (a handler's S3 read, say) means
+        # not-ready until the next poll gets through
+        forget = aws.on_unreachable(lambda: self._set_reachable(False))
+        try:
+            await self._loop(stop, burst)
+        finally:
+            forget()
+        log.info("consumer.stop", queue=self.queue_url, handled=self.handled)
+
+    async def _loop(self, stop: asyncio.Event, burst: bool) -> None:
         failures = 0
         while not stop.is_set():
             try:
@@ -158,7 +168,6 @@ class Consumer:
                     break
                 continue
             await self.process(messages)
-        log.info("consumer.stop", queue=self.queue_url, handled=self.handled)
 
     async def _receive_once(self, count: int, wait: int) -> list[SqsMessage]:
         response = await self.sqs.receive_message(
