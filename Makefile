@@ -34,4 +34,4 @@ bench-quick: setup
 	$(VENV)/python -m bench.run --quick $(if $(ONLY),--only $(ONLY))
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .venv-checkov .mypy_cache .ruff_cache .pytest_cache

@@ -34,4 +34,9 @@ fi
 
 export UV_PYTHON_DOWNLOADS=never
 uv sync --frozen --python python3.11 -q
+if [ "${1:-}" = "test" ]; then
+  # checkov pins boto3 exactly, so it gets an environment of its own, from hashed pins
+  [ -x .venv-checkov/bin/python ] || uv venv -q --python python3.11 .venv-checkov
+  uv pip sync -q --python .venv-checkov/bin/python --require-hashes tools/checkov/requirements.txt
+fi
 say "environment ready: $(.venv/bin/python --version), $(java -version 2>&1 | head -1)"

@@ -84,7 +84,7 @@ def test_template_creates_exactly_the_queues_and_dlqs_of_resources(cfn: dict[str
 
 def test_template_bucket_table_and_notifications_match_resources(cfn: dict[str, Any], defaults: Settings) -> None:
     res = resources(defaults)
-    (bucket,) = _of_type(cfn, "AWS::S3::Bucket").values()
+    bucket = cfn["Resources"]["DataBucket"]  # (the other bucket holds access logs)
     (table,) = _of_type(cfn, "AWS::DynamoDB::Table").values()
     assert resolve(bucket["Properties"]["BucketName"], cfn) == res.bucket
     assert resolve(table["Properties"]["TableName"], cfn) == res.table

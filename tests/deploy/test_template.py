@@ -197,7 +197,7 @@ def test_table_is_on_demand_with_point_in_time_recovery_and_bucket_is_encrypted_
     (table,) = _of_type(cfn, "AWS::DynamoDB::Table").values()
     assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    (bucket,) = _of_type(cfn, "AWS::S3::Bucket").values()
+    bucket = cfn["Resources"]["DataBucket"]  # (the other bucket holds access logs)
     assert bucket["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
     assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert table["DeletionPolicy"] == bucket["DeletionPolicy"] == "Retain"
@@ -257,3 +257,89 @@ def test_freshness_metric_filter_matches_the_event_the_writer_logs(cfn: dict[str
         if a["Properties"].get("MetricName") == transform["MetricName"]
     ]
     assert alarms and alarms[0]["Threshold"] == {"Ref": "FreshnessLagAlarmSeconds"}
+
+
+def _when(value: Any, condition: str, holds: bool) -> Any:
+    """`value` as deployed when `condition` holds (or not): one level of Fn::If resolved."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        name, yes, no = value["Fn::If"]
+        assert name == condition, name
+        return yes if holds else no
+    return value
+
+
+@pytest.mark.parametrize("cmk", [False, True], ids=["aws-keys", "customer-key"])
+def test_every_queue_table_bucket_and_log_group_is_encrypted(cfn: dict[str, Any], cmk: bool) -> None:
+    key = {"Ref": "KmsKeyArn"}
+    no_value = {"Ref": "AWS::NoValue"}
+    queues = _of_type(cfn, "AWS::SQS::Queue")
+    assert len(queues) == 6
+    for name, q in queues.items():
+        props = q["Properties"]
+        kms, managed = (_when(props.get(k), "HasKmsKey", cmk) for k in ("KmsMasterKeyId", "SqsManagedSseEnabled"))
+        # SSE-SQS without a customer key: S3 cannot send to a queue under the AWS-managed alias/aws/sqs
+        assert (kms, managed) == ((key, no_value) if cmk else (no_value, True)), name
+    sse = _when(cfn["Resources"]["KpiTable"]["Properties"]["SSESpecification"], "HasKmsKey", cmk)
+    assert sse["SSEEnabled"] is True and (sse.get("KMSMasterKeyId") == key) == cmk
+    bucket = cfn["Resources"]["DataBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    default = _when(bucket["ServerSideEncryptionByDefault"], "HasKmsKey", cmk)
+    assert default == ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key} if cmk else {"SSEAlgorithm": "AES256"})
+    for name, group in _of_type(cfn, "AWS::Logs::LogGroup").items():
+        assert _when(group["Properties"]["KmsKeyId"], "HasKmsKey", cmk) == (key if cmk else no_value), name
+    use = cfn["Resources"]["KmsKeyUsePolicy"]
+    assert use["Condition"] == "HasKmsKey"
+    assert {_ref_name(r) for r in use["Properties"]["Roles"]} == {
+        _ref_name(r["Properties"]["TaskRoleArn"])
+        for r in (
+            cfn["Resources"][_ref_name(s["Properties"]["TaskDefinition"])]
+            for s in _of_type(cfn, "AWS::ECS::Service").values()
+        )
+    }
+    assert all(st["Resource"] == key for st in use["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_the_api_is_https_and_plain_http_is_an_explicit_choice(cfn: dict[str, Any]) -> None:
+    listeners = _of_type(cfn, "AWS::ElasticLoadBalancingV2::Listener")
+    https = listeners["HttpsListener"]
+    assert https["Condition"] == "HasCertificate"
+    assert https["Properties"]["Protocol"] == "HTTPS" and https["Properties"]["SslPolicy"].startswith(
+        "ELBSecurityPolicy-TLS13-1-2"
+    )
+    assert https["Properties"]["Certificates"] == [{"CertificateArn": {"Ref": "CertificateArn"}}]
+    redirect = listeners["HttpRedirectListener"]
+    assert redirect["Condition"] == "HasCertificate"
+    assert [a["Type"] for a in redirect["Properties"]["DefaultActions"]] == ["redirect"]
+    assert redirect["Properties"]["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
+    plain = listeners["PlainHttpListener"]
+    assert plain["Condition"] == "NoCertificate" and set(listeners) == {
+        "HttpsListener",
+        "HttpRedirectListener",
+        plain and "PlainHttpListener",
+    }
+    # without a certificate the stack refuses to deploy unless AllowPlainHttp=true
+    rule = cfn["Rules"]["HttpsOrExplicitHttp"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "AllowPlainHttp"}, "true"]}
+    assert cfn["Parameters"]["AllowPlainHttp"]["Default"] == "false"
+    # who may reach the load balancer is a parameter (open by default, as docs/deploy.md says)
+    ingress = cfn["Resources"]["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert all(rule["CidrIp"] == {"Ref": "ApiIngressCidr"} for rule in ingress)
+
+
+def test_the_bucket_and_the_load_balancer_log_access_to_a_separate_expiring_bucket(cfn: dict[str, Any]) -> None:
+    logs = cfn["Resources"]["AccessLogBucket"]["Properties"]
+    assert cfn["Resources"]["DataBucket"]["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {
+        "Ref": "AccessLogBucket"
+    }
+    attributes = {
+        a["Key"]: a["Value"] for a in cfn["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+    }
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.bucket"] == {"Ref": "AccessLogBucket"}
+    rules = logs["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and r.get("ExpirationInDays") for r in rules)
+    assert logs["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }, "load balancer log delivery writes only to SSE-S3 buckets"
+    assert all(logs["PublicAccessBlockConfiguration"].values())
+    assert "AccessLogBucketPolicy" in _as_list(cfn["Resources"]["LoadBalancer"]["DependsOn"])

@@ -123,3 +123,24 @@ def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written
     keep = os.environ.get("PLAYCOUNT_DASHBOARD_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_docs_render_the_api_under_the_content_security_policy(shared_api, browser):
+    # GIVEN the API, whose pages send a policy that allows no inline or foreign script
+    assert "script-src 'self'" in httpx.get(f"{shared_api}/docs").headers["content-security-policy"]
+
+    # WHEN the interactive docs are opened in Chromium
+    browser.get(f"{shared_api}/docs")
+
+    # THEN Swagger UI, served from /static, lists the API's operations from /openapi.json ...
+    def operations():
+        return browser.execute_script(
+            "return [...document.querySelectorAll('.opblock-summary-path')].map(e => e.dataset.path)"
+        )
+
+    paths = wait_for(operations, timeout=60, what="Swagger UI to list the operations")
+    spec = httpx.get(f"{shared_api}/openapi.json").json()
+    assert set(paths) == set(spec["paths"])
+    # ... and nothing was refused or failed on the way
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, json.dumps(errors, indent=1)

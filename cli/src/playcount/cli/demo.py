@@ -7,12 +7,11 @@ import json
 import sys
 import time
 import urllib.parse
-import urllib.request
 
 import numpy as np
 
 from playcount.cli import generate
-from playcount.core import aws
+from playcount.core import aws, http
 from playcount.core.config import Settings
 from playcount.core.pipeline import counters, queue_depths, wait_until_idle
 
@@ -56,7 +55,7 @@ def run(
         raise RuntimeError(f"messages landed in dead-letter queues: {dead} (see the service logs)")
     print("\nTop genres per day", flush=True)
     for day in dates:
-        with urllib.request.urlopen(f"{api}/days/{day.isoformat()}/top-genres", timeout=10) as r:
+        with http.get(f"{api}/days/{day.isoformat()}/top-genres", timeout=10) as r:
             ranks = json.load(r)["genres"]
         print(f"  {day}: " + ", ".join(f"{g['rank']}. {g['genre']} ({g['listen_count']})" for g in ranks))
     genre = ranks[0]["genre"] if ranks else "pop"

@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.request
+
+from playcount.core import http
 
 EMBEDDED_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
@@ -48,7 +49,7 @@ def start(host: str = "127.0.0.1", port: int = 4566, log: int | None = subproces
         if proc.poll() is not None:
             raise RuntimeError(f"moto server exited with {proc.returncode} (is port {port} free?)")
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with http.get(url, timeout=1):
                 return proc
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.05)

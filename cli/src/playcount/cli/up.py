@@ -7,12 +7,12 @@ import signal
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from playcount.cli import demo, emulator
 from playcount.cli.stack import Stack
+from playcount.core import http
 from playcount.core.bootstrap import bootstrap
 from playcount.core.config import load_settings
 
@@ -22,7 +22,7 @@ def _wait_http(url: str, timeout: float, stack: Stack) -> None:
     while time.monotonic() < deadline:
         stack.supervise()
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with http.get(url, timeout=1):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)

@@ -5,7 +5,9 @@ Settings come from `load_settings()`, never from module import, and refuse unsaf
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +44,7 @@ class Settings(BaseSettings):
     api_key: str | None = None
     api_read_key: str | None = None
     api_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    api_max_body_bytes: int = Field(default=64 << 10, ge=0, le=16 << 20)  # no route reads a body; 413 above
 
     metrics_port: int = Field(default=0, ge=0, le=65535)
     health_file: str | None = None
@@ -57,7 +60,8 @@ class Settings(BaseSettings):
     lake_read_mode: str = Field(default="stage", pattern="^(stage|s3a)$")
     # a writer handed an old result applies the date's newest result object instead (see docs/writer.md)
     writer_apply_newest: bool = True
-    work_dir: str = "/tmp/playcount"
+    # local scratch space (TMPDIR respected); the images set WORK_DIR explicitly
+    work_dir: str = Field(default_factory=lambda: str(Path(tempfile.gettempdir()) / "playcount"))
 
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")

@@ -12,9 +12,9 @@ import argparse
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
+from playcount.core import http
 from playcount.core.config import load_settings
 
 DEFAULT_MAX_AGE_SECONDS = 120.0
@@ -37,7 +37,7 @@ def heartbeat_problem(path: str | None, max_age: float, now: float | None = None
 def http_problem(url: str, timeout: float = 3.0) -> str | None:
     """Why `url` is not answering 2xx within `timeout` seconds, or None when it is."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with http.get(url, timeout=timeout) as response:
             status = int(response.status)
     except (urllib.error.URLError, OSError) as exc:
         return f"{url}: {exc}"

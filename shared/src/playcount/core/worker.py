@@ -159,7 +159,8 @@ def run_worker(service: str, stage: str, handler_factory: HandlerFactory, **opti
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format, service=service)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="0.0.0.0")
+        # bandit B104: metrics are scraped from outside the container (Prometheus, ECS), never via the load balancer
+        start_http_server(settings.metrics_port, addr="0.0.0.0")  # nosec B104
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from playcount.api import errors
 from playcount.api.cache import TtlCache
 from playcount.api.history import History, sampling
-from playcount.api.routes import admin, dashboard, kpis, ops
+from playcount.api.routes import admin, kpis, ops, pages
+from playcount.api.security import BodyLimit, SecurityHeaders
 from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
 from playcount.api.telemetry import Telemetry
@@ -86,17 +87,22 @@ def create_app(settings: Settings | None = None, *, history: History | None = No
         # no 307 from /x/ to /x: a trailing slash is a path that does not exist (a plain 404),
         # and a redirect built from a decoded path can re-encode it into another one
         redirect_slashes=False,
+        # /docs is served from the vendored Swagger UI (routes.pages); ReDoc would need a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.cache = TtlCache(settings.api_cache_seconds)
     app.state.history = history or History()
     app.state.replay_lock = asyncio.Lock()
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(Telemetry)
     errors.install(app)
     app.include_router(kpis.router)
     app.include_router(ops.router)
     app.include_router(admin.router)
-    app.include_router(dashboard.router)
-    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     document_open_reads(app, settings)
     return app
