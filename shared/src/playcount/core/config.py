@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     runner_max_hold_seconds: float = Field(default=30.0, ge=0, le=600)
     runner_warmup_runs: int = Field(default=2, ge=0, le=20)  # KPI jobs on synthetic data at start-up
     runner_mirror_dates: int = Field(default=64, ge=1, le=10000)  # date partitions kept on local disk
+    # test-only: skews this runner's wall clock (tests prove no guarantee depends on clocks agreeing)
+    runner_clock_offset_seconds: float = Field(default=0.0, ge=-86400, le=86400)
     lake_read_mode: str = Field(default="stage", pattern="^(stage|s3a)$")
     # a writer handed an old result applies the date's newest result object instead (see docs/writer.md)
     writer_apply_newest: bool = True

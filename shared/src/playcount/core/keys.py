@@ -5,6 +5,7 @@ pk=DATE#{date}                sk=GENRE_RANK#{rank} | HOUR#{HH} | HEAD | LOCK
 pk=CATALOG#DAYS               sk=DATE#{date}            (discovery: days and their genres)
 pk=PIPELINE#COUNTERS          sk={counter}               (pipeline counters)
 pk=PIPELINE#FILE#{file_id}    sk=STATE#{state}           (one item per file state reached)
+pk=PIPELINE#VERSIONS          sk=ALL                     (the runners' shared version counter)
 
 A genre may be any name in any script (`música mexicana`, `forró`, `r&b`, `hip-hop/rap`). It is
 stored in one form: trimmed, Unicode NFC, lower-cased (`normalise_genres`). A stored genre can
@@ -44,6 +45,8 @@ HEAD_SK = "HEAD"
 LOCK_SK = "LOCK"
 CATALOG_DAYS_PK = "CATALOG#DAYS"
 COUNTERS_PK = "PIPELINE#COUNTERS"
+VERSIONS_PK = "PIPELINE#VERSIONS"
+VERSIONS_SK = "ALL"
 FRESHNESS_SK = "FRESHNESS"
 
 GENRE_PK_PREFIX = "GENRE#"

@@ -1,16 +1,16 @@
 """One micro-batch of "file validated" messages: recompute every date they touched, exactly.
 
-The version of a computation is the wall-clock microsecond taken *before* the lake is read
-(metadata and events), and it rises monotonically within a process. The lake only grows and
-metadata only changes forward, so a later version always saw at least the data of an
-earlier one. Results go to `transformed-data/` first, then one message per date to the
-writer, then the ledger marks the files.
+The version of a computation comes from one atomic counter shared by every runner, taken
+*before* the lake is read (metadata and events): see `playcount.runner.versions`. The lake only
+grows and metadata only changes forward, so a later version always saw at least the data of an
+earlier one, whichever runner took it and whatever its clock says. Results go to
+`transformed-data/` first, then one message per date to the writer, then the ledger marks
+the files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from playcount.core.consumer import Outcome, SqsMessage
 from playcount.core.errors import PoisonMessage
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import FileValidated, KpiResultReady, SourceFile, parse_model
-from playcount.runner import staging
+from playcount.runner import staging, versions
 from playcount.runner.catalog import Catalog
 from playcount.runner.compute import Computed, Inputs, compute
 
@@ -42,17 +42,17 @@ class Runner:
     fs: Any
     results_queue_url: str
     mirror_dates: int = 64
-    _last_version: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _catalog: Catalog | None = None
     last_job: Computed | None = None
     _mirror: staging.LakeMirror | None = None
     _io: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="emit"))
 
+    def now(self) -> float:
+        """This runner's wall clock, in seconds (skewed by RUNNER_CLOCK_OFFSET_SECONDS in tests)."""
+        return time.time() + self.settings.runner_clock_offset_seconds
+
     def next_version(self) -> int:
-        with self._lock:
-            self._last_version = max(self._last_version + 1, time.time_ns() // 1000)
-            return self._last_version
+        return versions.take(self.ddb, self.settings.dynamodb_table_name, self.now())
 
     @property
     def catalog(self) -> Catalog:
@@ -77,7 +77,7 @@ class Runner:
     def recompute(self, files: list[FileValidated]) -> list[DayKpis]:
         dates = sorted({d for f in files for d in f.dates})
         version = self.next_version()
-        computed_at = dt.datetime.now(dt.UTC)
+        computed_at = dt.datetime.fromtimestamp(self.now(), dt.UTC)
         started = time.perf_counter()
         metadata = self.catalog.current()
         inputs = self._inputs(dates)
