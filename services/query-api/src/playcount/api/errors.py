@@ -11,13 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from playcount.api.models import ErrorResponse, ValidationErrorResponse
+from playcount.api.versions import DateBeingUpdated
 
 log = structlog.get_logger(__name__)
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "reads are closed and no valid X-API-Key was sent"},
     422: {"model": ValidationErrorResponse, "description": "a path or query parameter is invalid"},
-    503: {"model": ErrorResponse, "description": "DynamoDB, SQS or S3 cannot be reached"},
+    503: {
+        "model": ErrorResponse,
+        "description": "DynamoDB, SQS or S3 cannot be reached, or the date is mid-update (Retry-After)",
+    },
 }
 
 
@@ -53,7 +57,14 @@ async def aws_unreachable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def being_updated(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
+    )
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(DateBeingUpdated, being_updated)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ClientError, aws_unreachable)
     app.add_exception_handler(BotoCoreError, aws_unreachable)

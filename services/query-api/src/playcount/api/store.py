@@ -23,6 +23,10 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _de.deserialize(v) for k, v in item.items()}
 
 
+def _versions(items: list[dict[str, Any]]) -> set[int]:
+    return {int(i.get("version", 0)) for i in items}
+
+
 class KpiStore:
     def __init__(self, ddb: Any, table: str) -> None:
         self.ddb = ddb
@@ -52,14 +56,19 @@ class KpiStore:
             if not start:
                 return items
 
-    async def genre_day(self, genre: str, day: dt.date) -> tuple[GenreDay, int, str] | None:
-        return parse_genre_day(genre, await self._query(keys.genre_day_pk(genre, day)))
+    # a date's reads return the versions their items carry too: `versions.DateVersions.whole`
+    # serves them only when they are one whole version
+    async def genre_day(self, genre: str, day: dt.date) -> tuple[tuple[GenreDay, int, str] | None, set[int]]:
+        items = await self._query(keys.genre_day_pk(genre, day))
+        return parse_genre_day(genre, items), _versions(items)
 
-    async def top_genres(self, day: dt.date) -> list[GenreRank]:
-        return parse_top_genres(await self._query(keys.day_pk(day), keys.GENRE_RANK_PREFIX))
+    async def top_genres(self, day: dt.date) -> tuple[list[GenreRank], set[int]]:
+        items = await self._query(keys.day_pk(day), keys.GENRE_RANK_PREFIX)
+        return parse_top_genres(items), _versions(items)
 
-    async def hours(self, day: dt.date) -> list[HourStats]:
-        return parse_hours(await self._query(keys.day_pk(day), keys.HOUR_PREFIX))
+    async def hours(self, day: dt.date) -> tuple[list[HourStats], set[int]]:
+        items = await self._query(keys.day_pk(day), keys.HOUR_PREFIX)
+        return parse_hours(items), _versions(items)
 
     async def days(self) -> list[dict[str, Any]]:
         return await self._query(keys.CATALOG_DAYS_PK)

@@ -29,6 +29,10 @@ DYNAMODB = Histogram(
     ["operation"],
     buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+MIXED_READS = Counter(
+    "playcount_api_reads_retried_total",
+    "Reads of a date retried because a writer was applying it (a mix of two versions is never served)",
+)
 QUEUE_MESSAGES = Gauge("playcount_queue_messages", "Messages in a pipeline queue", ["queue", "state"])
 DLQ_MESSAGES = Gauge("playcount_dlq_messages", "Messages in a queue's dead-letter queue", ["queue", "dlq"])
 PIPELINE_COUNTER = Gauge("playcount_pipeline_count", "Pipeline counters from the ledger", ["counter"])

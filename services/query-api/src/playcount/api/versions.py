@@ -1,11 +1,22 @@
-"""Which version of a date is committed: one read of the date's HEAD revalidates all its cache entries.
+"""Which version of a date is committed, and reads of a date that never mix two versions.
 
-The writer moves a date's HEAD to the new version only after every item of that version is
-written (`playcount.writer.head.commit`). So a cached lookup tagged with the HEAD version
-read *before* its items is still exact while HEAD keeps that version, and must be reloaded
-once HEAD moves. Revalidating all of a date's entries (its genres, top genres and hours)
-costs one GetItem of its HEAD, instead of one query per entry: a date with 100 genres read
-steadily costs 1 read per refresh period instead of 100.
+The writer claims a date's HEAD before it writes (`applying` set), writes every item of the
+new version, then commits: HEAD gets the version and `applying` goes (`playcount.writer.head`).
+So a read of a date's items is one whole version `v` when
+
+- HEAD, read before the items, had committed `v` with no apply under way (every item of `v`
+  was written before the items were read),
+- every item read carries `v` (no item of another version was seen), and
+- HEAD, read again after the items, still has `v` with no apply under way (nothing of a newer
+  version was put or deleted while they were read).
+
+Otherwise the read is retried after a short pause, a few times; a date whose apply stays
+unfinished (a writer cut short, until its redelivery repairs the date) answers 503 with
+Retry-After rather than a mix (`DateBeingUpdated`). A cached body of the committed version stays
+exact while an apply runs, and is served meanwhile.
+
+Revalidating all of a date's cache entries (its genres, top genres and hours) costs one GetItem
+of its HEAD, instead of one query per entry.
 """
 
 from __future__ import annotations
@@ -13,10 +24,35 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from playcount.api.telemetry import DYNAMODB
+from playcount.api.telemetry import DYNAMODB, MIXED_READS
 from playcount.core import keys
+
+T = TypeVar("T")
+# pauses between attempts at a whole version, seconds: a 16-genre apply takes well under one
+RETRY_PAUSES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.2)
+
+
+class DateBeingUpdated(Exception):
+    """A date's items could not be read as one whole version: a writer is applying it."""
+
+    def __init__(self, day: dt.date) -> None:
+        super().__init__(f"{day.isoformat()} is being updated by the writer; retry shortly")
+        self.day = day
+
+
+@dataclass(frozen=True)
+class Head:
+    started: float  # when the read started (time.monotonic)
+    version: int  # committed version, 0 without one
+    applying: bool  # a writer has claimed the date and not committed (or was cut short)
+
+    @property
+    def settled(self) -> bool:
+        return not self.applying
 
 
 class DateVersions:
@@ -24,28 +60,29 @@ class DateVersions:
         self.ddb = ddb
         self.table = table
         self.reuse_seconds = reuse_seconds  # a HEAD read this recent serves every entry of its date
-        self._last: dict[dt.date, tuple[float, int]] = {}
-        self._inflight: dict[dt.date, asyncio.Task[tuple[float, int]]] = {}
+        self._last: dict[dt.date, Head] = {}
+        self._inflight: dict[dt.date, asyncio.Task[Head]] = {}
 
-    async def read(self, day: dt.date) -> tuple[float, int]:
-        """(when the read started, the committed version; 0 without HEAD), strongly consistent."""
+    async def read(self, day: dt.date) -> Head:
+        """The date's HEAD now, strongly consistent."""
         started = time.monotonic()
         with DYNAMODB.labels("get_item").time():
             raw = await self.ddb.get_item(
                 TableName=self.table,
                 Key={"pk": {"S": keys.day_pk(day)}, "sk": {"S": keys.HEAD_SK}},
-                ProjectionExpression="#v",
-                ExpressionAttributeNames={"#v": "version"},
+                ProjectionExpression="#v, #a",
+                ExpressionAttributeNames={"#v": "version", "#a": "applying"},
                 ConsistentRead=True,
             )
-        version = int(raw.get("Item", {}).get("version", {}).get("N", 0))
-        self._last[day] = (started, version)
-        return started, version
+        item = raw.get("Item", {})
+        head = Head(started, int(item.get("version", {}).get("N", 0)), "applying" in item)
+        self._last[day] = head
+        return head
 
-    async def recent(self, day: dt.date) -> tuple[float, int]:
+    async def recent(self, day: dt.date) -> Head:
         """A read started at most `reuse_seconds` ago, or a new one (one at a time per date)."""
         last = self._last.get(day)
-        if last is not None and time.monotonic() - last[0] <= self.reuse_seconds:
+        if last is not None and time.monotonic() - last.started <= self.reuse_seconds:
             return last
         task = self._inflight.get(day)
         if task is None:
@@ -55,6 +92,32 @@ class DateVersions:
         return await asyncio.shield(task)
 
     async def unchanged_since(self, day: dt.date, version: int) -> float | None:
-        """When a HEAD read found `version` still committed (the entry's new start), else None."""
-        started, current = await self.recent(day)
-        return started if current == version else None
+        """When a HEAD read found `version` still committed (the entry's new start), else None.
+
+        An apply under way does not matter here: the committed version's body stays exact
+        until the commit moves HEAD.
+        """
+        head = await self.recent(day)
+        return head.started if head.version == version else None
+
+    async def whole(self, day: dt.date, read: Callable[[], Awaitable[tuple[T, set[int]]]]) -> tuple[T, int]:
+        """`read()`'s value (with the versions of the items it saw) as one whole version of `day`.
+
+        Returns the value and its version; raises `DateBeingUpdated` when every attempt
+        overlapped an apply.
+        """
+        for attempt, pause in enumerate((0.0, *RETRY_PAUSES)):
+            if pause:
+                MIXED_READS.inc()
+                await asyncio.sleep(pause)
+            # the first attempt may share a recent HEAD read: any read started before the items will do
+            before = await (self.recent(day) if attempt == 0 else self.read(day))
+            if not before.settled:
+                continue
+            value, seen = await read()
+            if not seen <= {before.version}:
+                continue
+            after = await self.read(day)
+            if after.settled and after.version == before.version:
+                return value, before.version
+        raise DateBeingUpdated(day)

@@ -1,8 +1,9 @@
 """KPI lookups: a genre's day, a day's top genres and hours, and what exists.
 
 Bodies are cached encoded (see `cache`): a hit costs a dictionary lookup and, when the client
-sends the ETag it holds, a 304 without a body. A date's entries are tagged with the version
-its HEAD had before they were read, and revalidated together by one HEAD read (`versions`).
+sends the ETag it holds, a 304 without a body. A date's body is always one whole version, read
+between two HEAD reads (`versions.DateVersions.whole`); its cache entry is tagged with that
+version and revalidated with the date's other entries by one HEAD read.
 """
 
 from __future__ import annotations
@@ -35,16 +36,18 @@ class Tagged:
     version: int  # the date's committed version, read before the items
 
 
-async def _for_date(reads: Reads, key: str, day: dt.date, build: Callable[[], Awaitable[Encoded | None]]) -> Any:
-    """`build()`'s body for a lookup of `day`, through the cache, revalidated by the date's HEAD."""
+Build = Callable[[], Awaitable[tuple[Encoded | None, set[int]]]]
+
+
+async def _for_date(reads: Reads, key: str, day: dt.date, build: Build) -> Any:
+    """`build()`'s body for a lookup of `day`: one whole version, through the cache, revalidated by HEAD."""
     if reads.cache.ttl <= 0:
-        return await build()
+        encoded, _ = await reads.versions.whole(day, build)
+        return encoded
 
     async def load() -> Tagged:
-        # any HEAD read started before the items are read is a safe tag (a later commit only
-        # makes the next revalidation reload), so lookups of one date share recent HEAD reads
-        _, version = await reads.versions.recent(day)
-        return Tagged(await build(), version)
+        encoded, version = await reads.versions.whole(day, build)
+        return Tagged(encoded, version)
 
     async def revalidate(old: Tagged) -> float | None:
         return await reads.versions.unchanged_since(day, old.version)
@@ -63,13 +66,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "des
 async def genre_day(genre: GenrePath, date: DatePath, reads: ReadsDep, request: Request) -> Response:
     """A genre's KPIs on one UTC day, with its top songs (the genre's name percent-encoded, any case)."""
 
-    async def load() -> Encoded | None:
-        found = await reads.store.genre_day(genre, date)
+    async def load() -> tuple[Encoded | None, set[int]]:
+        found, versions = await reads.store.genre_day(genre, date)
         if found is None:
-            return None
+            return None, versions
         day, version, computed_at = found
         body = GenreDayResponse(date=date, version=version, computed_at=computed_at, **day.model_dump())
-        return encode(body.model_dump(mode="json"))
+        return encode(body.model_dump(mode="json")), versions
 
     encoded = await _for_date(reads, f"genre-day:{genre}:{date}", date, load)
     if encoded is None:
@@ -84,9 +87,10 @@ async def genre_day(genre: GenrePath, date: DatePath, reads: ReadsDep, request: 
 async def top_genres(date: DatePath, reads: ReadsDep, request: Request) -> Response:
     """The day's top genres by listens (rank 1 first; ties broken by genre name)."""
 
-    async def load() -> Encoded | None:
-        ranks = await reads.store.top_genres(date)
-        return encode(TopGenresResponse(date=date, genres=ranks).model_dump(mode="json")) if ranks else None
+    async def load() -> tuple[Encoded | None, set[int]]:
+        ranks, versions = await reads.store.top_genres(date)
+        body = encode(TopGenresResponse(date=date, genres=ranks).model_dump(mode="json")) if ranks else None
+        return body, versions
 
     encoded = await _for_date(reads, f"top-genres:{date}", date, load)
     if encoded is None:
@@ -98,9 +102,10 @@ async def top_genres(date: DatePath, reads: ReadsDep, request: Request) -> Respo
 async def hours(date: DatePath, reads: ReadsDep, request: Request) -> Response:
     """The day's engagement per UTC hour (hours without listens are absent)."""
 
-    async def load() -> Encoded | None:
-        found = await reads.store.hours(date)
-        return encode(HoursResponse(date=date, hours=found).model_dump(mode="json")) if found else None
+    async def load() -> tuple[Encoded | None, set[int]]:
+        found, versions = await reads.store.hours(date)
+        body = encode(HoursResponse(date=date, hours=found).model_dump(mode="json")) if found else None
+        return body, versions
 
     encoded = await _for_date(reads, f"hours:{date}", date, load)
     if encoded is None:
