@@ -203,6 +203,13 @@ def test_table_is_on_demand_with_point_in_time_recovery_and_bucket_is_encrypted_
     assert table["DeletionPolicy"] == bucket["DeletionPolicy"] == "Retain"
 
 
+def test_ledger_state_items_expire_by_the_table_s_ttl(cfn: dict[str, Any]) -> None:
+    from playcount.core import ledger
+
+    ttl = cfn["Resources"]["KpiTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": ledger.TTL_ATTRIBUTE, "Enabled": True}
+
+
 def test_api_sits_behind_the_load_balancer(cfn: dict[str, Any]) -> None:
     (api,) = [s for s in _of_type(cfn, "AWS::ECS::Service").values() if s["Properties"]["ServiceName"] == "query-api"]
     (lb,) = api["Properties"]["LoadBalancers"]

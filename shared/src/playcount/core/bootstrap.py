@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from playcount.core import aws
+from playcount.core import aws, ledger
 from playcount.core.config import Settings
 from playcount.core.resources import NOTIFIED_SUFFIXES, S3_EVENTS, QueueSpec, Resources, resources
 
@@ -133,3 +133,9 @@ def _table(ddb: Any, name: str) -> None:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        # ledger state items expire (ledger.STATE_TTL); KPI items carry no such attribute
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ledger.TTL_ATTRIBUTE}
+        )

@@ -3,7 +3,7 @@
 pk=GENRE#{genre}#DATE#{date}  sk=METRIC#{name} | SONG#{rank}#{track_id}
 pk=DATE#{date}                sk=GENRE_RANK#{rank} | HOUR#{HH} | HEAD | LOCK
 pk=CATALOG#DAYS               sk=DATE#{date}            (discovery: days and their genres)
-pk=PIPELINE#COUNTERS          sk={counter}               (pipeline counters)
+pk=PIPELINE#COUNTERS          sk=SHARD#{nn} | FRESHNESS  (pipeline counters in shards; the lag)
 pk=PIPELINE#FILE#{file_id}    sk=STATE#{state}           (one item per file state reached)
 pk=PIPELINE#VERSIONS          sk=ALL                     (the runners' shared version counter)
 

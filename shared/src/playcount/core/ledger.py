@@ -1,13 +1,23 @@
 """Pipeline bookkeeping in the KPI table: which state each file reached, and counters.
 
-A file reaches a state once: the state item is a conditional put, in one transaction with
-the counter increments, so a redelivered message never counts twice.
+A file reaches a state once: its state item is a conditional put, so a redelivered message
+never counts twice. When the state carries counter increments, the put and the increments are
+one transaction, on one of `SHARDS` counter items chosen by the file (no hot item: N workers
+marking files at once rarely meet on the same item, on AWS or in a transaction conflict). The
+totals are the sum of the shards (one Query of a small partition), plus the single counter
+item of earlier releases, so an existing table keeps its figures.
+
+State items expire (`TTL_ATTRIBUTE`, the table's TTL) after `STATE_TTL`: longer than SQS ever
+keeps a message (14 days), so a redelivery always still finds the state it would repeat.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
+import zlib
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -28,36 +38,52 @@ COUNTERS = (
     "dates_computed",
     "dates_written",
 )
-COUNTERS_SK = "ALL"
+COUNTERS_SK = "ALL"  # the one counter item of earlier releases: still part of the totals
+SHARDS = 32
+SHARD_PREFIX = "SHARD#"
+TTL_ATTRIBUTE = "expires_at"
+STATE_TTL = dt.timedelta(days=30)
+
+
+def shard_key(shard: int) -> dict[str, Any]:
+    return {"pk": {"S": keys.COUNTERS_PK}, "sk": {"S": f"{SHARD_PREFIX}{shard:02d}"}}
+
+
+def _increments(counters: dict[str, int]) -> dict[str, Any]:
+    """An UpdateItem's expression adding `counters`."""
+    unknown = set(counters) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown counters {sorted(unknown)}")
+    return {
+        "UpdateExpression": "ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(counters))),
+        "ExpressionAttributeNames": {f"#c{i}": name for i, name in enumerate(counters)},
+        "ExpressionAttributeValues": {f":v{i}": {"N": str(v)} for i, v in enumerate(counters.values())},
+    }
 
 
 def mark_file(ddb: Any, table: str, file_id: str, state: str, counters: dict[str, int], **attributes: Any) -> bool:
     """Record that `file_id` reached `state` and add `counters`; False if it was recorded before."""
-    unknown = set(counters) - set(COUNTERS)
-    if unknown:
-        raise ValueError(f"unknown counters {sorted(unknown)}")
+    increments = _increments(counters) if counters else None
+    now = dt.datetime.now(dt.UTC)
     state_item = {
         "pk": {"S": keys.file_state_pk(file_id)},
         "sk": {"S": keys.file_state_sk(state)},
-        "at": {"S": dt.datetime.now(dt.UTC).isoformat()},
+        "at": {"S": now.isoformat()},
+        TTL_ATTRIBUTE: {"N": str(int((now + STATE_TTL).timestamp()))},
     }
     for name, value in attributes.items():
         state_item[name] = {"S": str(value)}
-    updates = [{"Put": {"TableName": table, "Item": state_item, "ConditionExpression": "attribute_not_exists(pk)"}}]
-    if counters:
-        names = {f"#c{i}": name for i, name in enumerate(counters)}
-        values = {f":v{i}": {"N": str(v)} for i, v in enumerate(counters.values())}
-        updates.append(
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": {"pk": {"S": keys.COUNTERS_PK}, "sk": {"S": COUNTERS_SK}},
-                    "UpdateExpression": "ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(counters))),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            }
-        )
+    put = {"TableName": table, "Item": state_item, "ConditionExpression": "attribute_not_exists(pk)"}
+    if increments is None:
+        try:
+            ddb.put_item(**put)
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+    shard = zlib.crc32(f"{file_id}\0{state}".encode()) % SHARDS
+    updates = [{"Put": put}, {"Update": {"TableName": table, "Key": shard_key(shard), **increments}}]
     for attempt in range(8):
         try:
             ddb.transact_write_items(TransactItems=updates)
@@ -87,6 +113,7 @@ def file_states(ddb: Any, table: str, file_id: str) -> dict[str, dict[str, str]]
 
 
 def parse_counters(item: dict[str, Any] | None) -> dict[str, int]:
+    """One counter item's figures (wire format or plain values)."""
     item = item or {}
     out = {}
     for name in COUNTERS:
@@ -97,11 +124,35 @@ def parse_counters(item: dict[str, Any] | None) -> dict[str, int]:
     return out
 
 
+def is_counter_item(sk: str) -> bool:
+    return sk == COUNTERS_SK or sk.startswith(SHARD_PREFIX)
+
+
+def sum_counters(items: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The totals over the items of the counters partition (other items there are skipped)."""
+    totals = dict.fromkeys(COUNTERS, 0)
+    for item in items:
+        sk = item["sk"]["S"] if isinstance(item["sk"], dict) else item["sk"]
+        if is_counter_item(sk):
+            for name, value in parse_counters(item).items():
+                totals[name] += value
+    return totals
+
+
 def read_counters(ddb: Any, table: str) -> dict[str, int]:
-    response = ddb.get_item(
-        TableName=table, Key={"pk": {"S": keys.COUNTERS_PK}, "sk": {"S": COUNTERS_SK}}, ConsistentRead=True
-    )
-    return parse_counters(response.get("Item"))
+    items: list[dict[str, Any]] = []
+    query: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": keys.COUNTERS_PK}},
+        "ConsistentRead": True,
+    }
+    while True:
+        page = ddb.query(**query)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return sum_counters(items)
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def record_freshness(ddb: Any, table: str, lag_seconds: float, file_id: str) -> None:
@@ -125,12 +176,4 @@ def record_freshness(ddb: Any, table: str, lag_seconds: float, file_id: str) -> 
 
 def add_counters(ddb: Any, table: str, counters: dict[str, int]) -> None:
     """Add to counters without an idempotency key (for figures where a retry may count twice)."""
-    names = {f"#c{i}": name for i, name in enumerate(counters)}
-    values = {f":v{i}": {"N": str(v)} for i, v in enumerate(counters.values())}
-    ddb.update_item(
-        TableName=table,
-        Key={"pk": {"S": keys.COUNTERS_PK}, "sk": {"S": COUNTERS_SK}},
-        UpdateExpression="ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(counters))),
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-    )
+    ddb.update_item(TableName=table, Key=shard_key(random.randrange(SHARDS)), **_increments(counters))

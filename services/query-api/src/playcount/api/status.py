@@ -16,7 +16,6 @@ from playcount.api.models import PipelineStatus, QueueStatus
 from playcount.api.store import KpiStore
 from playcount.core import pipeline
 from playcount.core.config import Settings
-from playcount.core.ledger import parse_counters
 
 
 class StatusProbe:
@@ -31,7 +30,7 @@ class StatusProbe:
         return await self.cache.get("pipeline-status", self._read)
 
     async def _read(self) -> PipelineStatus:
-        depths, (counters_item, freshness) = await asyncio.gather(
+        depths, (counters, freshness) = await asyncio.gather(
             asyncio.to_thread(pipeline.queue_depths, self.settings, self.sqs),
             self.store.counters_and_freshness(),
         )
@@ -43,5 +42,5 @@ class StatusProbe:
             freshness_lag_seconds=float(freshness["lag_seconds"]) if freshness else None,
             freshness_measured_at=str(freshness["at"]) if freshness else None,
             checked_at=time.time(),
-            **parse_counters(counters_item),
+            **counters,
         )

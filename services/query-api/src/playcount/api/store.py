@@ -76,6 +76,8 @@ class KpiStore:
     async def ping(self) -> None:
         await self.ddb.describe_table(TableName=self.table)
 
-    async def counters_and_freshness(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        items = {i["sk"]: i for i in await self._query(keys.COUNTERS_PK)}
-        return items.get(ledger.COUNTERS_SK), items.get(keys.FRESHNESS_SK)
+    async def counters_and_freshness(self) -> tuple[dict[str, int], dict[str, Any] | None]:
+        """The counter totals (the sum of their shards) and the last freshness, from one query."""
+        items = await self._query(keys.COUNTERS_PK)
+        freshness = next((i for i in items if i["sk"] == keys.FRESHNESS_SK), None)
+        return ledger.sum_counters(items), freshness
