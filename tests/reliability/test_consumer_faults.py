@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from playcount.core import aws
 from playcount.core.config import Settings
-from playcount.core.consumer import Consumer, SqsMessage, per_message
+from playcount.core.consumer import Consumer, Outcome, SqsMessage, per_message
 from playcount.core.resources import VALIDATED, resources
 from playcount.core.worker import consume
 from tests.reliability.proxy import proxy_to
@@ -213,3 +213,31 @@ async def test_an_outage_met_by_the_handler_reports_not_ready_at_once(settings: 
                 proxy.restore()
                 stop.set()
                 await asyncio.wait_for(task, 30)
+
+
+async def test_a_message_the_handler_gave_no_outcome_is_retried_not_deleted(settings):
+    # GIVEN a batch handler that forgets to report on a message the first time it sees it
+    sqs_sync = aws.client(settings, "sqs")
+    url = aws.queue_url(sqs_sync, resources(settings).queue(VALIDATED).name)
+    sqs_sync.send_message(QueueUrl=url, MessageBody="forgotten")
+    seen: list[int] = []
+
+    async def forgetful(messages: list[SqsMessage]) -> dict:
+        seen.extend(m.receive_count for m in messages)
+        return {} if len(seen) == 1 else {m.message_id: Outcome.DONE for m in messages}
+
+    session = aws.async_session()
+    async with aws.async_client(session, settings, "sqs") as sqs:
+        consumer = Consumer(sqs, url, forgetful, "test", visibility_timeout=30, wait_seconds=1)
+        stop = asyncio.Event()
+        with capture_logs() as logs:
+            task = asyncio.create_task(consumer.run(stop))
+            try:
+                # THEN it comes back (fail closed) and is deleted only once an outcome says DONE
+                await _wait(lambda: len(seen) >= 2 and consumer.handled == 1, timeout=30, what="the retry")
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
+    assert seen == [1, 2]
+    assert any(e["event"] == "consumer.outcome_missing" for e in logs)
+    assert sqs_sync.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []

@@ -7,7 +7,8 @@
 - hands the batch to a handler, which reports an outcome per message (partial batch failure:
   one bad message never fails its neighbours);
 - keeps in-flight messages invisible while work runs (visibility heartbeat);
-- deletes a message only after its handler returned DONE, i.e. after the work is durable;
+- deletes a message only after its handler returned DONE, i.e. after the work is durable (a
+  message the handler reported nothing for is retried: the loop fails closed);
 - poison messages become visible again at once, so they reach the DLQ after the redrive
   count; transient failures back off exponentially with jitter;
 - an unreachable queue (the emulator or SQS down) is logged and retried with capped
@@ -67,7 +68,10 @@ class SqsMessage:
         )
 
 
-BatchHandler = Callable[[list[SqsMessage]], Awaitable[dict[str, Outcome]]]
+# A batch handler reports one outcome per message of the batch, by message id. It fails closed:
+# a message without an outcome is retried (and logged as `consumer.outcome_missing`), never deleted.
+Outcomes = dict[str, Outcome]
+BatchHandler = Callable[[list[SqsMessage]], Awaitable[Outcomes]]
 MessageHandler = Callable[[SqsMessage], Awaitable[None]]
 
 
@@ -80,7 +84,7 @@ def per_message(handler: MessageHandler, *, concurrency: int = 4) -> BatchHandle
             with structlog.contextvars.bound_contextvars(message_id=message.message_id):
                 return await run_guarded(handler, message)
 
-    async def batch(messages: list[SqsMessage]) -> dict[str, Outcome]:
+    async def batch(messages: list[SqsMessage]) -> Outcomes:
         outcomes = await asyncio.gather(*(one(m) for m in messages))
         return {m.message_id: o for m, o in zip(messages, outcomes, strict=True)}
 
@@ -240,7 +244,7 @@ class Consumer:
             log.info("consumer.held", seconds=round(time.monotonic() - started, 2), messages=len(messages))
         return messages
 
-    async def process(self, messages: list[SqsMessage]) -> dict[str, Outcome]:
+    async def process(self, messages: list[SqsMessage]) -> Outcomes:
         """Handle one batch and settle every message in it."""
         self.busy = True
         metrics.BUSY.labels(self.service).set(1)
@@ -265,9 +269,14 @@ class Consumer:
             metrics.BUSY.labels(self.service).set(0)
         return outcomes
 
-    async def _settle(self, messages: list[SqsMessage], outcomes: dict[str, Outcome]) -> None:
+    async def _settle(self, messages: list[SqsMessage], reported: Outcomes) -> None:
         """Delete what is done, delay what must wait; a failed call only means a redelivery."""
-        done = [m for m in messages if outcomes.get(m.message_id, Outcome.DONE) is Outcome.DONE]
+        outcomes = dict(reported)
+        for m in messages:
+            if m.message_id not in outcomes:  # fail closed: only a reported DONE deletes
+                log.error("consumer.outcome_missing", message_id=m.message_id, effect="retried")
+                outcomes[m.message_id] = Outcome.RETRY_LATER
+        done = [m for m in messages if outcomes[m.message_id] is Outcome.DONE]
         for i in range(0, len(done), 10):
             chunk = done[i : i + 10]
             try:
@@ -278,7 +287,7 @@ class Consumer:
             except Exception as exc:
                 log.warning("consumer.delete_failed", error=repr(exc), messages=len(chunk), effect="redelivered")
         for m in messages:
-            outcome = outcomes.get(m.message_id, Outcome.DONE)
+            outcome = outcomes[m.message_id]
             metrics.MESSAGES.labels(self.service, outcome.value).inc()
             if outcome is Outcome.DONE:
                 continue

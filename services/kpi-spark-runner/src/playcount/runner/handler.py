@@ -21,7 +21,7 @@ import structlog
 
 from playcount.core import lake, ledger, metrics
 from playcount.core.config import Settings
-from playcount.core.consumer import Outcome, SqsMessage
+from playcount.core.consumer import Outcome, Outcomes, SqsMessage
 from playcount.core.errors import PoisonMessage
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import FileValidated, KpiResultReady, SourceFile, parse_model
@@ -60,13 +60,18 @@ class Runner:
             self._catalog = Catalog(self.settings, self.s3, Path(self.settings.work_dir) / "runner")
         return self._catalog
 
-    def handle_batch(self, messages: list[SqsMessage]) -> dict[str, Outcome]:
-        """Parse every message (poison ones fail alone), then recompute the union of their dates."""
-        outcomes: dict[str, Outcome] = {}
+    def handle_batch(self, messages: list[SqsMessage]) -> Outcomes:
+        """Parse every message (poison ones fail alone), then recompute the union of their dates.
+
+        The parsed messages are DONE once the recompute returned; a failing recompute raises,
+        and the consumer retries the whole batch.
+        """
+        outcomes: Outcomes = {}
         parsed: list[FileValidated] = []
         for m in messages:
             try:
                 parsed.append(parse_model(FileValidated, m.body))
+                outcomes[m.message_id] = Outcome.DONE
             except PoisonMessage as exc:
                 log.warning("message.poison", message_id=m.message_id, reason=str(exc))
                 outcomes[m.message_id] = Outcome.RETRY_NOW

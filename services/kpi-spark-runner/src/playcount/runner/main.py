@@ -12,7 +12,7 @@ import structlog
 
 from playcount.core import aws, lake
 from playcount.core.config import Settings
-from playcount.core.consumer import BatchHandler, Outcome, SqsMessage
+from playcount.core.consumer import BatchHandler, Outcomes, SqsMessage
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 from playcount.core.worker import run_worker
 from playcount.runner.handler import Runner
@@ -50,7 +50,7 @@ def build_runner(settings: Settings) -> Runner:
 async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
     runner = await asyncio.to_thread(build_runner, settings)
 
-    async def handle(messages: list[SqsMessage]) -> dict[str, Outcome]:
+    async def handle(messages: list[SqsMessage]) -> Outcomes:
         return await asyncio.to_thread(runner.handle_batch, messages)
 
     try:
