@@ -8,6 +8,7 @@ import json
 import random
 from contextlib import asynccontextmanager
 
+import pytest
 from writer_fixtures import (
     DAY,
     Throttle,
@@ -22,6 +23,7 @@ from writer_fixtures import (
 from playcount.cli.sandbox import sandbox_settings
 from playcount.core import aws, dlq, lake, ledger
 from playcount.core.bootstrap import bootstrap
+from playcount.core.errors import PoisonMessage, StaleResult
 from playcount.core.messages import KpiResultReady, SourceFile
 from playcount.core.pipeline import queue_depths
 from playcount.core.resources import RESULTS, resources
@@ -219,3 +221,55 @@ def test_a_writer_told_not_to_skip_ahead_applies_the_named_version(settings):
     # THEN exactly that version is stored
     assert applied.version == v1.version
     assert_holds_exactly(ddb, settings.dynamodb_table_name, v1)
+
+
+def _stored_versions(settings, s3) -> list[int]:
+    prefix = lake.results_prefix(settings, DAY)
+    listed = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=prefix).get("Contents", [])
+    return sorted(lake.result_version(o["Key"]) or 0 for o in listed)
+
+
+def test_superseded_results_are_pruned_to_the_last_two_and_the_newest_found_at_once(settings):
+    # GIVEN five stored versions of a date
+    s3, ddb = aws.client(settings, "s3"), aws.client(settings, "dynamodb")
+    results = versions(DAY, 5, seed=33)
+    messages = [_store(settings, s3, k) for k in results]
+    listings: list[dict] = []
+    s3.meta.events.register("provide-client-params.s3.ListObjectsV2", lambda params, **_: listings.append(params))
+    writer = Writer(settings=settings, s3=s3, ddb=ddb)
+
+    # WHEN the writer handles the oldest message
+    try:
+        applied = writer.handle(messages[0])
+    finally:
+        writer.close()
+
+    # THEN it found the newest with one listing of one key, applied it, and kept only the newest
+    # result and the one before it
+    assert applied.version == results[-1].version
+    assert listings[0].get("MaxKeys") == 1
+    assert _stored_versions(settings, s3) == [results[-2].version, results[-1].version]
+    assert_holds_exactly(ddb, settings.dynamodb_table_name, results[-1])
+
+
+def test_a_message_whose_result_is_gone_but_superseded_is_stale_not_poison(settings):
+    # GIVEN a date at v2 and the v1 message, whose result object has since gone (pruned, or expired)
+    s3, ddb = aws.client(settings, "s3"), aws.client(settings, "dynamodb")
+    v1, v2 = versions(DAY, 2, seed=34)
+    m1, m2 = (_store(settings, s3, k) for k in (v1, v2))
+    writer = Writer(settings=settings, s3=s3, ddb=ddb, options=WriterOptions(apply_newest=False))
+    try:
+        writer.handle(m2)
+        s3.delete_object(Bucket=settings.s3_bucket, Key=m1.result_key)
+        # WHEN it is redelivered, THEN it is recognised as superseded (done), not poison
+        with pytest.raises(StaleResult):
+            writer.handle(m1)
+        # AND a missing result no newer version covers is still poison
+        s3.delete_object(Bucket=settings.s3_bucket, Key=m2.result_key)
+        ahead = m2.model_copy(
+            update={"version": m2.version + 1, "result_key": lake.result_key(settings, DAY, m2.version + 1)}
+        )
+        with pytest.raises(PoisonMessage):
+            writer.handle(ahead)
+    finally:
+        writer.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from playcount.cli import dlq, generate, replay
+from playcount.cli import dlq, generate, reconcile, replay
 from playcount.core import logs
 
 
@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
 
     dlq.add_parser(sub)
     replay.add_parser(sub)
+    reconcile.add_parser(sub)
     return p
 
 

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     runner_max_hold_seconds: float = Field(default=30.0, ge=0, le=600)
     runner_warmup_runs: int = Field(default=2, ge=0, le=20)  # KPI jobs on synthetic data at start-up
     runner_mirror_dates: int = Field(default=64, ge=1, le=10000)  # date partitions kept on local disk
+    # the validator's reconciliation sweep (core.reconcile): how often (0: never), and how old an
+    # unnotified input file must be before it is sent through
+    reconcile_seconds: float = Field(default=300.0, ge=0, le=86400)
+    reconcile_grace_seconds: float = Field(default=600.0, ge=0, le=7 * 86400)
     # test-only: skews this runner's wall clock (tests prove no guarantee depends on clocks agreeing)
     runner_clock_offset_seconds: float = Field(default=0.0, ge=-86400, le=86400)
     lake_read_mode: str = Field(default="stage", pattern="^(stage|s3a)$")

@@ -6,6 +6,7 @@ pk=CATALOG#DAYS               sk=DATE#{date}            (discovery: days and the
 pk=PIPELINE#COUNTERS          sk=SHARD#{nn} | FRESHNESS  (pipeline counters in shards; the lag)
 pk=PIPELINE#FILE#{file_id}    sk=STATE#{state}           (one item per file state reached)
 pk=PIPELINE#VERSIONS          sk=ALL                     (the runners' shared version counter)
+pk=PIPELINE#RECONCILE         sk=LEASE                   (which validator sweeps, until when)
 
 A genre may be any name in any script (`música mexicana`, `forró`, `r&b`, `hip-hop/rap`). It is
 stored in one form: trimmed, Unicode NFC, lower-cased (`normalise_genres`). A stored genre can
@@ -47,6 +48,8 @@ CATALOG_DAYS_PK = "CATALOG#DAYS"
 COUNTERS_PK = "PIPELINE#COUNTERS"
 VERSIONS_PK = "PIPELINE#VERSIONS"
 VERSIONS_SK = "ALL"
+RECONCILE_PK = "PIPELINE#RECONCILE"
+LEASE_SK = "LEASE"
 FRESHNESS_SK = "FRESHNESS"
 
 GENRE_PK_PREFIX = "GENRE#"

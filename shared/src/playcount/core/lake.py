@@ -3,7 +3,7 @@
 {validated}streams/listen_date=YYYY-MM-DD/{file_id}.parquet   clean events, per file and date
 {validated}ids/{column}/listen_date=YYYY-MM-DD/{file_id}.parquet  the distinct ids of those events
 {validated}metadata/{kind}/manifest.json | seg-*.parquet        the metadata catalog (core.snapshots)
-{transformed}date=YYYY-MM-DD/v{version}.json                  one day's KPIs at a version
+{transformed}date=YYYY-MM-DD/r{10^20-1-version:020d}.json     one day's KPIs at a version (newest first)
 {rejected}{file_id}/report.json | rows.csv | original/...     what was refused, and why
 {processing_metadata}files/{file_id}.json                     the validation report of a file
 {archive}{original key}                                       processed originals
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -73,8 +74,22 @@ def results_prefix(s: Settings, day: dt.date) -> str:
     return f"{s.s3_transformed_prefix}date={day.isoformat()}/"
 
 
+# a result's key holds its version counted down from here, zero-padded: S3 lists keys in
+# ascending order, so the first key under a date's prefix is its newest result
+_RESULT_KEY_TOP = 10**20 - 1
+_RESULT_KEY = re.compile(r"/r(\d{20})\.json$")
+
+
 def result_key(s: Settings, day: dt.date, version: int) -> str:
-    return f"{results_prefix(s, day)}v{version}.json"
+    if not 0 <= version <= _RESULT_KEY_TOP:
+        raise ValueError(f"version {version} does not fit a result key")
+    return f"{results_prefix(s, day)}r{_RESULT_KEY_TOP - version:020d}.json"
+
+
+def result_version(key: str) -> int | None:
+    """The version a result key names (None for any other key)."""
+    found = _RESULT_KEY.search(key)
+    return _RESULT_KEY_TOP - int(found.group(1)) if found else None
 
 
 def report_key(s: Settings, fid: str) -> str:

@@ -33,6 +33,8 @@ class WriterOptions:
       botocore's, for writes still throttled (exponential backoff with full jitter).
     apply_newest: a message whose date already has a newer result object applies that one
       (WRITER_APPLY_NEWEST), so a writer behind a burst of recomputations catches up at once.
+    keep_results: result objects of a date kept after an apply (the applied one and the ones
+      before it); older ones are deleted, and S3's lifecycle rule expires what is left over.
     """
 
     lease_seconds: float = 30.0
@@ -42,6 +44,7 @@ class WriterOptions:
     backoff_base_seconds: float = 0.05
     backoff_cap_seconds: float = 2.0
     apply_newest: bool = True
+    keep_results: int = 2
 
     def backoff(self) -> Backoff:
         return Backoff(base=self.backoff_base_seconds, cap=self.backoff_cap_seconds, rounds=self.retry_rounds)

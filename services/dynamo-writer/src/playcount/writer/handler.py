@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +21,14 @@ from pydantic import ValidationError
 
 from playcount.core import aws, keys, lake, ledger, metrics
 from playcount.core.config import Settings
-from playcount.core.errors import PoisonMessage
+from playcount.core.errors import PoisonMessage, StaleResult
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import KpiResultReady
+from playcount.writer import head
 from playcount.writer.apply import Applied, apply
 from playcount.writer.config import WriterOptions
 
 log = structlog.get_logger(__name__)
-_VERSION = re.compile(r"/v(\d+)\.json$")
 
 
 @dataclass
@@ -66,6 +65,9 @@ class Writer:
         # (marked per message: a message whose result was superseded is settled by the newer one)
         ledger.mark_file(self.ddb, table, f"result-{message.date}-v{message.version}", "written", {"dates_written": 1})
         if not applied.skipped:
+            pruned = self._prune(applied.date, applied.version)
+            if pruned:
+                log.info("results.pruned", date=str(applied.date), deleted=pruned, kept=self.options.keep_results)
             metrics.DATES.labels("writer").inc()
             now = dt.datetime.now(dt.UTC)
             for f in message.files:
@@ -89,22 +91,37 @@ class Writer:
         return applied
 
     def _newest_version(self, day: dt.date) -> int:
-        """The highest version among the date's stored result objects (0 when there is none)."""
-        newest = 0
+        """The highest version among the date's stored result objects (0 when there is none).
+
+        Result keys sort newest first (`lake.result_key`): one listing of one key.
+        """
         prefix = lake.results_prefix(self.settings, day)
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.s3_bucket, Prefix=prefix)
-        for page in pages:
-            for obj in page.get("Contents", []):
-                found = _VERSION.search(obj["Key"])
-                if found:
-                    newest = max(newest, int(found.group(1)))
-        return newest
+        listed = self.s3.list_objects_v2(Bucket=self.settings.s3_bucket, Prefix=f"{prefix}r", MaxKeys=1)
+        return max((lake.result_version(o["Key"]) or 0 for o in listed.get("Contents", [])), default=0)
+
+    def _prune(self, day: dt.date, applied: int) -> int:
+        """Delete the date's result objects older than the last `keep_results` up to `applied`.
+
+        A newer result (not applied yet) is never touched; a message of a pruned version is
+        recognised as superseded when it comes back (`_load`). Returns how many were deleted.
+        """
+        prefix = f"{lake.results_prefix(self.settings, day)}r"
+        listed = self.s3.list_objects_v2(Bucket=self.settings.s3_bucket, Prefix=prefix, MaxKeys=1000)
+        keys_up_to = [o["Key"] for o in listed.get("Contents", []) if (lake.result_version(o["Key"]) or 0) <= applied]
+        old = keys_up_to[self.options.keep_results :]
+        if old:
+            self.s3.delete_objects(
+                Bucket=self.settings.s3_bucket, Delete={"Objects": [{"Key": k} for k in old], "Quiet": True}
+            )
+        return len(old)
 
     def _load(self, key: str, day: dt.date, version: int) -> DayKpis:
         try:
             body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if aws.is_missing(exc):
+                if head.newer_than(self.ddb, self.settings.dynamodb_table_name, day, version):
+                    raise StaleResult(f"result object {key} is gone, superseded by a newer version") from exc
                 raise PoisonMessage(f"result object {key} does not exist") from exc
             raise
         try:

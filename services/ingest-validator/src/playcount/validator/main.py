@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 
-from playcount.core import aws, lake, snapshots
+from playcount.core import aws, lake, reconcile, snapshots
 from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import parse_s3_event
@@ -38,6 +40,25 @@ def build_validator(settings: Settings) -> Validator:
     return validator
 
 
+async def reconcile_every(settings: Settings, validator: Validator) -> None:
+    """Sweep for unnotified input files every RECONCILE_SECONDS, one validator at a time (a lease)."""
+    while True:
+        await asyncio.sleep(settings.reconcile_seconds * random.uniform(0.9, 1.1))
+        try:
+            table = settings.dynamodb_table_name
+            if await asyncio.to_thread(reconcile.take_lease, validator.ddb, table, settings.reconcile_seconds):
+                await asyncio.to_thread(
+                    reconcile.sweep,
+                    settings,
+                    validator.s3,
+                    validator.ddb,
+                    validator.sqs,
+                    grace_seconds=settings.reconcile_grace_seconds,
+                )
+        except Exception as exc:  # a sweep is a safety net: a failed one waits for the next
+            log.warning("reconcile.failed", error=repr(exc))
+
+
 @asynccontextmanager
 async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
     validator = await asyncio.to_thread(build_validator, settings)
@@ -46,7 +67,14 @@ async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[Bat
         for ref in parse_s3_event(message.body):
             await asyncio.to_thread(validator.handle, ref)
 
-    yield per_message(handle, concurrency=2)
+    sweeping = asyncio.create_task(reconcile_every(settings, validator)) if settings.reconcile_seconds > 0 else None
+    try:
+        yield per_message(handle, concurrency=2)
+    finally:
+        if sweeping is not None:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
 
 
 def run() -> None:
