@@ -126,3 +126,64 @@ def test_kill_9_anywhere_loses_nothing_and_counts_nothing_twice(settings, stack,
     # and no Spark JVM outlives the runner processes that were killed
     services.stop()
     wait_for(lambda: not _spark_jvms(settings.work_dir), timeout=60, what="the killed runners' JVMs to exit")
+
+
+WORKERS = ("ingest-validator", "kpi-spark-runner", "dynamo-writer")
+
+
+def test_two_of_each_worker_killed_at_random_lose_nothing_and_count_nothing_twice(settings, stack, tmp_path):
+    """The same proof with two instances of every worker, as the template's autoscaling runs
+    them: versions, the catalog, the writer's dates and the ledger are shared between them."""
+    seed = int(os.environ.get("CHAOS_SEED", random.randrange(1_000_000)))
+    rng = random.Random(seed)
+    knobs = {"SQS_VISIBILITY_TIMEOUT": "15", "RUNNER_MAX_BATCH": "3"}
+    first = stack(settings, **knobs)
+    second_work = str(tmp_path / "second")
+    second = stack(settings, services=WORKERS, WORK_DIR=second_work, **knobs)
+    running = Running(settings, first, tmp_path / "logs")
+    running.world = w = support.world(settings)
+    support.wait_consuming(running.log_dir, "kpi-spark-runner", starts=2)
+
+    # GIVEN 20 files arriving over the run (two of them empty, to be rejected)
+    def producer() -> None:
+        for i in range(FILES):
+            if i in REJECTED:
+                w.upload_rejected(f"twice-{i:02d}")
+            else:
+                w.upload_stream(f"twice-{i:02d}", rows=rng.randint(100, 400), seed=seed + i)
+            time.sleep(rng.uniform(0.5, 2.5))
+
+    uploads = threading.Thread(target=producer)
+    uploads.start()
+
+    # WHEN workers of either instance are killed with SIGKILL at random moments and restarted
+    schedule = [(name, rng.choice([first, second])) for name in WORKERS for _ in range(2)]
+    rng.shuffle(schedule)
+    log = []
+    started = time.monotonic()
+    for name, which in schedule:
+        time.sleep(rng.uniform(2.0, 8.0))
+        busy = _holding_work(settings, name)
+        which.kill(name, signal.SIGKILL)
+        which.start_service(name)
+        instance = "first" if which is first else "second"
+        log.append(f"{time.monotonic() - started:6.1f}s kill -9 {name:<16} ({instance}) queue in flight: {busy}")
+    uploads.join()
+
+    # THEN, once drained: exact KPIs, every file accounted for, nothing twice, no DLQ message
+    try:
+        running.settled_exactly(timeout=600)
+    except AssertionError as exc:
+        raise AssertionError(f"CHAOS_SEED={seed}\n" + "\n".join(log) + f"\n{exc}") from None
+    print(f"CHAOS_SEED={seed}\n" + "\n".join(log))
+    applied_by = {
+        e.get("pid") for e in support.log_events(running.log_dir, "dynamo-writer") if e.get("event") == "result.applied"
+    }
+    assert len(applied_by) >= 2, "results were applied by more than one writer process"
+    second.stop()
+    first.stop()
+    wait_for(
+        lambda: not _spark_jvms(settings.work_dir) and not _spark_jvms(second_work),
+        timeout=60,
+        what="the runners' JVMs to exit",
+    )

@@ -16,6 +16,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from playcount.api.asgi import HttpMiddleware
+
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
@@ -37,17 +39,10 @@ HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Plain ASGI middleware: the security headers on every HTTP response."""
+class SecurityHeaders(HttpMiddleware):
+    """The security headers on every HTTP response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
@@ -57,17 +52,14 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class BodyLimit:
-    """Plain ASGI middleware: refuse request bodies above `max_bytes` with 413, before the route runs."""
+class BodyLimit(HttpMiddleware):
+    """Refuse request bodies above `max_bytes` with 413, before the route runs."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._refuse(send)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from playcount.api.asgi import HttpMiddleware
 from playcount.api.cache import TtlCache
 from playcount.api.models import PipelineStatus
 from playcount.core.ledger import COUNTERS
@@ -73,16 +74,10 @@ def publish(status: PipelineStatus | None) -> None:
         FRESHNESS_LAG.set(status.freshness_lag_seconds)
 
 
-class Telemetry:
-    """ASGI middleware counting every HTTP request by method, route template and status."""
+class Telemetry(HttpMiddleware):
+    """Counts every HTTP request by method, route template and status."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
 
