@@ -35,6 +35,7 @@ from playcount.core.resources import NOTIFIED_SUFFIXES, S3_EVENTS, resources
 
 log = structlog.get_logger(__name__)
 
+
 class SweepResult(BaseModel):
     listed: int = 0  # input objects with a notified suffix (after `since`)
     too_recent: int = 0  # younger than the grace period
