@@ -31,6 +31,7 @@ from playcount.core.bootstrap import bootstrap
 from playcount.core.messages import FileValidated, KpiResultReady
 from playcount.core.pipeline import queue_depths, wait_until_idle
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
+from playcount.runner import versions
 from tests.helpers import get_json, wait_for
 from tests.reliability import support
 
@@ -239,8 +240,9 @@ def test_poison_messages_land_in_dlqs_are_visible_and_redrive_after_a_fix(runnin
     specs = {q.stage: q for q in resources(s).queues}
     day = support.DAYS[0]
     newest = _results(s, day)[-1]
-    missing_key = lake.result_key(s, day, newest.version + 1)
-    never_there = newest.model_copy(update={"version": newest.version + 1, "result_key": missing_key})
+    version = _take_version(s)  # from the runners' counter: a version no computation will reuse
+    missing_key = lake.result_key(s, day, version)
+    never_there = newest.model_copy(update={"version": version, "result_key": missing_key})
 
     # WHEN each queue gets a message that can never succeed as it is
     running.send(S3_EVENTS, "this is not JSON {")
@@ -314,13 +316,19 @@ def _no_half_written_state(settings) -> list[str]:
     return problems
 
 
+def _take_version(settings) -> int:
+    """A version as a runner takes one: from the shared counter, so no later computation reuses it
+    (a version made up as `newest + 1` would be the next runner's, and its result a mere replay)."""
+    return versions.take(aws.client(settings, "dynamodb"), settings.dynamodb_table_name)
+
+
 def _send_newer_versions(running: Running, result: KpiResultReady, count: int) -> None:
     """Store `count` newer versions of the same KPIs and announce them: real applies, same figures."""
     s = running.settings
     s3 = aws.client(s, "s3")
     body = json.loads(s3.get_object(Bucket=s.s3_bucket, Key=result.result_key)["Body"].read())
-    for k in range(1, count + 1):
-        version = result.version + k
+    for _ in range(count):
+        version = _take_version(s)
         key = lake.result_key(s, result.date, version)
         s3.put_object(Bucket=s.s3_bucket, Key=key, Body=json.dumps(body | {"version": version}))
         newer = result.model_copy(update={"version": version, "result_key": key})
