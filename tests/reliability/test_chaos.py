@@ -76,6 +76,22 @@ def _moment(running: Running, rng: random.Random, service: str, starts: int) -> 
     return _holding_work(running.settings, service)
 
 
+def _producing(w: support.World, rng: random.Random, seed: int, name: str, max_pause: float) -> threading.Thread:
+    """A thread uploading the run's FILES files (those in REJECTED empty) at random intervals."""
+
+    def producer() -> None:
+        for i in range(FILES):
+            if i in REJECTED:
+                w.upload_rejected(f"{name}-{i:02d}")
+            else:
+                w.upload_stream(f"{name}-{i:02d}", rows=rng.randint(100, 400), seed=seed + i)
+            time.sleep(rng.uniform(0.5, max_pause))
+
+    uploads = threading.Thread(target=producer)
+    uploads.start()
+    return uploads
+
+
 def test_kill_9_anywhere_loses_nothing_and_counts_nothing_twice(settings, stack, tmp_path):
     seed = int(os.environ.get("CHAOS_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
@@ -87,16 +103,7 @@ def test_kill_9_anywhere_loses_nothing_and_counts_nothing_twice(settings, stack,
     support.wait_consuming(running.log_dir, "kpi-spark-runner")
 
     # GIVEN 20 files arriving over the run (two of them empty, to be rejected)
-    def producer() -> None:
-        for i in range(FILES):
-            if i in REJECTED:
-                w.upload_rejected(f"chaos-{i:02d}")
-            else:
-                w.upload_stream(f"chaos-{i:02d}", rows=rng.randint(100, 400), seed=seed + i)
-            time.sleep(rng.uniform(0.5, 3.0))
-
-    uploads = threading.Thread(target=producer)
-    uploads.start()
+    uploads = _producing(w, rng, seed, "chaos", max_pause=3.0)
 
     # WHEN every service is killed with SIGKILL at random moments, several times, and restarted
     schedule = [name for name in SERVICES for _ in range(KILLS[name])]
@@ -145,16 +152,7 @@ def test_two_of_each_worker_killed_at_random_lose_nothing_and_count_nothing_twic
     support.wait_consuming(running.log_dir, "kpi-spark-runner", starts=2)
 
     # GIVEN 20 files arriving over the run (two of them empty, to be rejected)
-    def producer() -> None:
-        for i in range(FILES):
-            if i in REJECTED:
-                w.upload_rejected(f"twice-{i:02d}")
-            else:
-                w.upload_stream(f"twice-{i:02d}", rows=rng.randint(100, 400), seed=seed + i)
-            time.sleep(rng.uniform(0.5, 2.5))
-
-    uploads = threading.Thread(target=producer)
-    uploads.start()
+    uploads = _producing(w, rng, seed, "twice", max_pause=2.5)
 
     # WHEN workers of either instance are killed with SIGKILL at random moments and restarted
     schedule = [(name, rng.choice([first, second])) for name in WORKERS for _ in range(2)]
