@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from structlog.testing import capture_logs
@@ -180,7 +181,7 @@ async def test_stop_releases_work_that_cannot_finish_in_time(settings):
 async def test_an_outage_met_by_the_handler_reports_not_ready_at_once(settings: Settings):
     # GIVEN a consumer whose handler talks to S3 through a proxy we can cut (its own retries
     # can take far longer than an outage: the consumer does not poll while it waits)
-    with proxy_to(settings.aws_endpoint_url or "") as proxy:
+    with proxy_to(settings.aws_endpoint_url or "") as proxy, contextlib.ExitStack() as stack:
         via_proxy = settings.model_copy(update={"aws_endpoint_url": f"http://127.0.0.1:{proxy.port}"})
         s3 = aws.client(via_proxy, "s3")
         direct = aws.client(settings, "sqs")
@@ -195,6 +196,7 @@ async def test_an_outage_met_by_the_handler_reports_not_ready_at_once(settings: 
         async with aws.async_client(session, settings, "sqs") as sqs:
             consumer = Consumer(sqs, url, per_message(read_s3), "test", visibility_timeout=30, wait_seconds=1)
             stop = asyncio.Event()
+            logs = stack.enter_context(capture_logs())
             task = asyncio.create_task(consumer.run(stop))
             try:
                 # WHEN the endpoint goes away just before a message arrives
@@ -207,12 +209,14 @@ async def test_an_outage_met_by_the_handler_reports_not_ready_at_once(settings: 
                 assert consumer.busy and handled == []
                 proxy.restore()
 
-                # AND ready again once its calls get through, with the message handled
+                # AND ready again once its calls get through, with the message handled and the
+                # recovery logged
                 await _wait(lambda: handled == ["during"] and consumer.reachable, timeout=60, what="recovery")
             finally:
                 proxy.restore()
                 stop.set()
                 await asyncio.wait_for(task, 30)
+        assert any(e["event"] == "consumer.reconnected" for e in logs)
 
 
 async def test_a_message_the_handler_gave_no_outcome_is_retried_not_deleted(settings):

@@ -161,7 +161,7 @@ class Consumer:
                 failures += 1
                 await self._unreachable(exc, failures, stop)
                 continue
-            if failures:
+            if failures or not self.reachable:  # (a handler's failed calls also make it not-ready)
                 log.info("consumer.reconnected", queue=self.queue_url, after_failures=failures)
                 failures = 0
             self._set_reachable(True)
