@@ -18,6 +18,7 @@ from playcount.core.messages import parse_s3_event
 from playcount.core.pipeline import counters
 from playcount.core.resources import S3_EVENTS, resources
 from tests.helpers import wait_for
+from tests.reliability import support
 
 SONGS = b"track_id,track_name,artists,track_genre,popularity,duration_ms\nt1,Song,Ana,pop,50,181000\n"
 
@@ -43,7 +44,11 @@ def _upload_and_lose(settings) -> tuple[str, str]:
     return key, etag.strip('"')
 
 
-def test_a_file_whose_notification_was_lost_is_counted_after_the_validators_sweep(settings, stack):
+def _sweeps(log_dir) -> list[dict]:
+    return [e for e in support.log_events(log_dir, "ingest-validator") if e.get("event") == "reconcile.swept"]
+
+
+def test_a_file_whose_notification_was_lost_is_counted_after_the_validators_sweep(settings, stack, tmp_path):
     # GIVEN a metadata upload whose notification was lost before any validator ran
     key, etag = _upload_and_lose(settings)
 
@@ -55,7 +60,10 @@ def test_a_file_whose_notification_was_lost_is_counted_after_the_validators_swee
     s3 = aws.client(settings, "s3")
     assert s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=key).get("KeyCount", 0) == 0
     assert s3.head_object(Bucket=settings.s3_bucket, Key=lake.archive_key(settings, key))["ETag"].strip('"') == etag
-    time.sleep(3)  # more sweeps: the file is now known, nothing is sent or counted again
+    # AND the sweeps after it find the file known: nothing is sent or counted again
+    done = len(_sweeps(tmp_path / "logs"))
+    wait_for(lambda: len(_sweeps(tmp_path / "logs")) >= done + 2, timeout=30, what="two more sweeps")
+    assert all(e["sent"] == 0 for e in _sweeps(tmp_path / "logs")[done:])
     assert counters(settings)["files_received"] == 1
 
 
