@@ -184,3 +184,30 @@ def test_a_lake_from_before_segments_is_adopted_once(settings, lake_io):
     assert _ages(settings, fs, manifest) == {f"u{i:06d}": 30 for i in range(5)}
     assert snapshots.adopt_legacy(settings, s3, fs, "songs") is None
     assert snapshots.read_manifest(settings, s3, "songs").etag is None
+
+
+def test_a_manifest_kept_in_the_segments_folder_is_moved_by_the_next_write(settings, lake_io):
+    s3, fs = lake_io
+    # GIVEN a catalog whose manifest is where manifests were first kept: inside the segments' folder
+    _upsert(settings, lake_io, "a", _users(range(0, 10), 20))
+    first = snapshots.first_manifest_key(settings, "users")
+    s3.copy_object(
+        Bucket=settings.s3_bucket,
+        Key=first,
+        CopySource={"Bucket": settings.s3_bucket, "Key": snapshots.manifest_key(settings, "users")},
+    )
+    s3.delete_object(Bucket=settings.s3_bucket, Key=snapshots.manifest_key(settings, "users"))
+    # THEN readers still find it
+    found = snapshots.read_manifest(settings, s3, "users")
+    assert found.moving and len(found.segments) == 1 and _ages(settings, fs, found)["u000001"] == 20
+    # WHEN the catalog is next written
+    manifest = _upsert(settings, lake_io, "b", _users([1], 30))
+    # THEN the manifest is at its own key, none is left in the folder, and no update was lost
+    listed = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=snapshots.prefix(settings, "users"))["Contents"]
+    assert all(o["Key"].endswith(".parquet") for o in listed), [o["Key"] for o in listed]
+    again = snapshots.read_manifest(settings, s3, "users")
+    assert not again.moving and again.etag == manifest.etag and len(again.segments) == 2
+    assert _ages(settings, fs, again) == {f"u{i:06d}": 30 if i == 1 else 20 for i in range(10)}
+    # AND a second writer still holding the moved manifest is refused, not merged over
+    with pytest.raises(snapshots.CatalogConflict):
+        snapshots.upsert(settings, s3, fs, found, "c", _users([2], 40))

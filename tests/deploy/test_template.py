@@ -8,6 +8,7 @@ freshness metric filter that matches the log event the writer really emits.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -15,9 +16,11 @@ import subprocess
 import sys
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from playcount.core.config import Settings
+from playcount.core import lake, snapshots
+from playcount.core.config import Settings, load_settings
 from tests.deploy.sources import ROOT, SERVICES, TEMPLATE, template, tool
 
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
@@ -364,3 +367,131 @@ def test_result_objects_are_bounded_by_the_writer_and_a_lifecycle_rule(cfn: dict
     assert deletes and all("Transformed" in json.dumps(st["Resource"]) for st in deletes)
     lists = [st for st in _statements(writer) if "s3:ListBucket" in _as_list(st["Action"])]
     assert lists and "Transformed" in json.dumps(lists[0]["Condition"])
+
+
+def _lake_location(value: Any, t: dict[str, Any]) -> str:
+    """An `!Sub [text, {P: !FindInMap [...]}]` location as deployed with the default bucket name."""
+    text, variables = value["Fn::Sub"]
+    found = {
+        k: t["Mappings"][v["Fn::FindInMap"][0]][v["Fn::FindInMap"][1]][v["Fn::FindInMap"][2]]
+        for k, v in variables.items()
+    }
+    found["DataBucket"] = t["Parameters"]["BucketName"]["Default"]
+    return re.sub(r"\$\{(\w+)\}", lambda m: found[m.group(1)], text).replace("${!", "${")
+
+
+def test_athena_reads_the_events_where_the_validator_writes_them_within_a_scan_cutoff(cfn: dict[str, Any]) -> None:
+    """The events table is the lake's layout (core.lake): its location, columns and projected date
+    partitions. No table's location holds an object that is not Parquet (Athena reads every object
+    there: a catalog manifest or the id index would fail every query). The workgroup enforces its
+    settings and cancels a query past the scan cutoff."""
+    defaults = load_settings({})
+    tables = {
+        t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in _of_type(cfn, "AWS::Glue::Table").values()
+    }
+    (database,) = _of_type(cfn, "AWS::Glue::Database")
+    assert "events" in tables and all(_ref_name(t["DatabaseName"]) == database for t in tables.values())
+    events = tables["events"]["TableInput"]
+    bucket = f"s3://{defaults.s3_bucket}/"
+    assert _lake_location(events["StorageDescriptor"]["Location"], cfn) == bucket + lake.streams_root(defaults)
+    athena_type = {pa.string(): "string", pa.timestamp("us", tz="UTC"): "timestamp"}
+    columns = [(c["Name"], c["Type"]) for c in events["StorageDescriptor"]["Columns"]]
+    assert columns == [(f.name, athena_type[f.type]) for f in lake.EVENTS]
+    assert [(k["Name"], k["Type"]) for k in events["PartitionKeys"]] == [("listen_date", "string")]
+    assert events["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    # one projected partition per day, where the validator writes it (yyyy-MM-dd is isoformat)
+    p = events["Parameters"]
+    assert (p["projection.enabled"], p["projection.listen_date.type"]) == ("true", "date")
+    assert (p["projection.listen_date.format"], p["projection.listen_date.interval.unit"]) == ("yyyy-MM-dd", "DAYS")
+    assert p["projection.listen_date.range"] == {"Fn::Sub": "${AthenaFirstListenDate},NOW"}
+    day = dt.date(2025, 6, 24)
+    template = _lake_location(p["storage.location.template"], cfn)
+    assert template.replace("${listen_date}", day.isoformat()) == bucket + lake.date_partition(defaults, day)
+    # what else the pipeline writes to the validated prefix lies outside every table's location
+    locations = [
+        _lake_location(t["TableInput"]["StorageDescriptor"]["Location"], cfn)
+        for t in tables.values()
+        if t["TableInput"]["TableType"] == "EXTERNAL_TABLE"
+    ]
+    others = [
+        lake.id_index_key(defaults, "user_id", day, "f"),
+        *(snapshots.manifest_key(defaults, k) for k in snapshots.KINDS),
+        *(snapshots.legacy_key(defaults, k) for k in snapshots.KINDS),
+    ]
+    assert not [(key, loc) for key in others for loc in locations if (bucket + key).startswith(loc)]
+    group = cfn["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert group["EnforceWorkGroupConfiguration"] is True
+    assert group["BytesScannedCutoffPerQuery"] == {"Ref": "AthenaBytesScannedCutoff"}
+    cutoff = cfn["Parameters"]["AthenaBytesScannedCutoff"]
+    assert cutoff["MinValue"] == 10_000_000 <= cutoff["Default"] <= 100 * 2**30  # Athena's minimum; a bounded default
+    assert group["ResultConfiguration"]["OutputLocation"] == {"Fn::Sub": "s3://${AthenaResultsBucket}/results/"}
+
+
+@pytest.mark.parametrize("cmk", [False, True], ids=["aws-keys", "customer-key"])
+def test_athena_results_are_encrypted_private_tls_only_logged_and_expire(cfn: dict[str, Any], cmk: bool) -> None:
+    key = {"Ref": "KmsKeyArn"}
+    results = cfn["Resources"]["AthenaResultsBucket"]
+    props = results["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert _when(sse, "HasKmsKey", cmk) == (
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key} if cmk else {"SSEAlgorithm": "AES256"}
+    )
+    written = cfn["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]["ResultConfiguration"]
+    assert _when(written["EncryptionConfiguration"], "HasKmsKey", cmk) == (
+        {"EncryptionOption": "SSE_KMS", "KmsKey": key} if cmk else {"EncryptionOption": "SSE_S3"}
+    )
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["VersioningConfiguration"]["Status"] == "Enabled" and results["DeletionPolicy"] == "Retain"
+    (expiry,) = props["LifecycleConfiguration"]["Rules"]
+    assert expiry["Status"] == "Enabled" and expiry["ExpirationInDays"] == {"Ref": "AthenaResultsRetentionDays"}
+    policies = [p["Properties"] for p in _of_type(cfn, "AWS::S3::BucketPolicy").values()]
+    (policy,) = [p for p in policies if _ref_name(p["Bucket"]) == "AthenaResultsBucket"]
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # its access logs go to the access-log bucket, which lets S3 deliver them for this bucket only
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    prefix = props["LoggingConfiguration"]["LogFilePrefix"]
+    logs = cfn["Resources"]["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    source = {"Fn::GetAtt": ["AthenaResultsBucket", "Arn"]}
+    (delivery,) = [s for s in logs if s.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn") == source]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Resource"] == {"Fn::Sub": "${AccessLogBucket.Arn}/" + prefix + "*"}
+
+
+_HIVE = {pa.string(): "string", pa.int64(): "bigint"}
+_PRESTO = {pa.string(): "varchar", pa.int64(): "bigint"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "segments", "view"), [("songs", "song_segments", "SongsView"), ("users", "user_segments", "UsersView")]
+)
+def test_athena_reads_the_catalogs_segments_and_a_view_keeps_the_newest_row_per_id(
+    cfn: dict[str, Any], kind: snapshots.Kind, segments: str, view: str
+) -> None:
+    defaults = load_settings({})
+    tables = {
+        t["Properties"]["TableInput"]["Name"]: t["Properties"]["TableInput"]
+        for t in _of_type(cfn, "AWS::Glue::Table").values()
+    }
+    # the segments table: the kind's folder, every column of a segment (core.snapshots), _seq included
+    raw = tables[segments]["StorageDescriptor"]
+    assert _lake_location(raw["Location"], cfn) == f"s3://{defaults.s3_bucket}/{snapshots.prefix(defaults, kind)}"
+    schema = snapshots.segment_schema(kind)
+    assert [(c["Name"], c["Type"]) for c in raw["Columns"]] == [(f.name, _HIVE[f.type]) for f in schema]
+    assert not snapshots.manifest_key(defaults, kind).startswith(snapshots.prefix(defaults, kind))
+    # the view: a Presto view over it, newest _seq per id, with the snapshot's columns
+    table = tables[kind]
+    assert table["TableType"] == "VIRTUAL_VIEW" and table["Parameters"]["presto_view"] == "true"
+    head, encoded, tail = table["ViewOriginalText"]["Fn::Join"][1]
+    assert (head, tail) == ("/* Presto View: ", " */")
+    definition = json.loads(encoded["Fn::Base64"]["Fn::Sub"].replace("${AthenaDatabaseName}", "playcount"))
+    assert (definition["catalog"], definition["schema"]) == ("awsdatacatalog", "playcount")
+    snapshot = snapshots.SCHEMA[kind]
+    assert definition["columns"] == [{"name": f.name, "type": _PRESTO[f.type]} for f in snapshot]
+    assert [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]] == [
+        (f.name, _HIVE[f.type]) for f in snapshot
+    ]
+    sql = definition["originalSql"]
+    id_column = snapshots.ID_COLUMN[kind]
+    assert f'PARTITION BY {id_column} ORDER BY "_seq" DESC' in sql and f'"playcount"."{segments}"' in sql
+    assert sql.endswith("WHERE newest = 1")

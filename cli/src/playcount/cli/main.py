@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from playcount.cli import dlq, generate, reconcile, replay
+from playcount.cli import dlq, generate, reconcile, replay, sql
 from playcount.core import logs
 
 
@@ -78,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     dlq.add_parser(sub)
     replay.add_parser(sub)
     reconcile.add_parser(sub)
+    sql.add_parser(sub)
     return p
 
 

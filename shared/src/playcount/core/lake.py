@@ -2,7 +2,7 @@
 
 {validated}streams/listen_date=YYYY-MM-DD/{file_id}.parquet   clean events, per file and date
 {validated}ids/{column}/listen_date=YYYY-MM-DD/{file_id}.parquet  the distinct ids of those events
-{validated}metadata/{kind}/manifest.json | seg-*.parquet        the metadata catalog (core.snapshots)
+{validated}metadata/manifests/{kind}.json, {kind}/seg-*.parquet  the metadata catalog (core.snapshots)
 {transformed}date=YYYY-MM-DD/r{10^20-1-version:020d}.json     one day's KPIs at a version (newest first)
 {rejected}{file_id}/report.json | rows.csv | original/...     what was refused, and why
 {processing_metadata}files/{file_id}.json                     the validation report of a file

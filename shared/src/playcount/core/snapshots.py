@@ -1,7 +1,12 @@
 """The metadata catalog in the lake: immutable segments listed by one small manifest per kind.
 
-{validated}metadata/{kind}/manifest.json                    the current segments, oldest first
+{validated}metadata/manifests/{kind}.json                   the current segments, oldest first
 {validated}metadata/{kind}/seg-{seq:010d}-{name}.parquet     one upsert's rows (or a compaction)
+
+A kind's folder holds its segments only, so a table over the folder (Athena's `song_segments`,
+infra/playcount.yaml) reads Parquet and nothing else. (Manifests were first written inside the
+folder, as `{kind}/manifest.json`: `read_manifest` still finds one there, and the first write
+moves it.)
 
 A segment holds the snapshot schema plus `_seq`, one row per id, sorted by id, in row groups of
 `ROW_GROUP_ROWS`. For each id the row with the highest `_seq` in the manifest is current, so an
@@ -79,6 +84,7 @@ class Manifest:
     segments: tuple[Segment, ...] = field(default_factory=tuple)
     etag: str | None = None
     retired: tuple[Retired, ...] = field(default_factory=tuple)
+    moving: bool = False  # read from where manifests were first kept: the next write moves it
 
     @property
     def next_seq(self) -> int:
@@ -103,6 +109,11 @@ def prefix(s: Settings, kind: Kind) -> str:
 
 
 def manifest_key(s: Settings, kind: Kind) -> str:
+    return f"{s.s3_validated_prefix}metadata/manifests/{kind}.json"
+
+
+def first_manifest_key(s: Settings, kind: Kind) -> str:
+    """Where manifests were kept first: inside the kind's folder of segments."""
     return f"{prefix(s, kind)}manifest.json"
 
 
@@ -112,16 +123,18 @@ def segment_key(s: Settings, kind: Kind, seq: int, name: str) -> str:
 
 def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
     """The current manifest (an empty one, with no ETag, when the kind has no catalog yet)."""
-    try:
-        response = s3.get_object(Bucket=s.s3_bucket, Key=manifest_key(s, kind))
-    except ClientError as exc:
-        if aws.is_missing(exc):
-            return Manifest(kind)
-        raise
-    body = json.loads(response["Body"].read())
-    segments = tuple(Segment(str(x["key"]), int(x["seq"]), int(x["rows"])) for x in body["segments"])
-    retired = tuple(Retired(str(x["key"]), float(x["at"])) for x in body.get("retired", []))
-    return Manifest(kind, segments, str(response["ETag"]), retired)
+    for key, moving in ((manifest_key(s, kind), False), (first_manifest_key(s, kind), True)):
+        try:
+            response = s3.get_object(Bucket=s.s3_bucket, Key=key)
+        except ClientError as exc:
+            if aws.is_missing(exc):
+                continue
+            raise
+        body = json.loads(response["Body"].read())
+        segments = tuple(Segment(str(x["key"]), int(x["seq"]), int(x["rows"])) for x in body["segments"])
+        retired = tuple(Retired(str(x["key"]), float(x["at"])) for x in body.get("retired", []))
+        return Manifest(kind, segments, str(response["ETag"]), retired, moving)
+    return Manifest(kind)
 
 
 def write_manifest(s: Settings, s3: Any, manifest: Manifest, replaces: Manifest | None = None) -> Manifest:
@@ -132,7 +145,8 @@ def write_manifest(s: Settings, s3: Any, manifest: Manifest, replaces: Manifest 
     """
     condition: dict[str, str] = {}
     if replaces is not None:
-        condition = {"IfMatch": replaces.etag} if replaces.etag else {"IfNoneMatch": "*"}
+        # a manifest read where manifests were first kept is replaced by the first one at its new key
+        condition = {"IfMatch": replaces.etag} if replaces.etag and not replaces.moving else {"IfNoneMatch": "*"}
     try:
         response = s3.put_object(
             Bucket=s.s3_bucket,
@@ -145,6 +159,8 @@ def write_manifest(s: Settings, s3: Any, manifest: Manifest, replaces: Manifest 
         if exc.response["Error"]["Code"] in _CONFLICT:
             raise CatalogConflict(f"the {manifest.kind} manifest changed since it was read") from exc
         raise
+    if replaces is not None and replaces.moving:  # moved: nothing reads the first key any more
+        s3.delete_object(Bucket=s.s3_bucket, Key=first_manifest_key(s, manifest.kind))
     return Manifest(manifest.kind, manifest.segments, str(response["ETag"]), manifest.retired)
 
 
