@@ -177,6 +177,31 @@ def _cache_lookups(port: int) -> dict[str, float]:
     return out
 
 
+def _dynamodb_calls(port: int) -> float:
+    """The API's DynamoDB calls so far, every operation (its own counter in /metrics)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("playcount_api_dynamodb_seconds_count{")
+    )
+
+
+def _requests_per_call(port: int, paths: list[str]) -> float:
+    """DynamoDB requests per call of `paths` on an API without a cache (/metrics' own reads taken out)."""
+    import httpx
+
+    first = _dynamodb_calls(port)
+    probe = _dynamodb_calls(port) - first  # what one /metrics read costs
+    before = _dynamodb_calls(port)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for path in paths:
+            client.get(path).raise_for_status()
+    return (_dynamodb_calls(port) - before - probe) / len(paths)
+
+
 def _api(settings: Any, cache_seconds: float) -> tuple[list[str], dict[str, str], int]:
     from playcount.cli.emulator import EMBEDDED_CREDENTIALS, free_port
 
@@ -190,6 +215,15 @@ def _api(settings: Any, cache_seconds: float) -> tuple[list[str], dict[str, str]
         "LOG_LEVEL": "WARNING",
     }
     return [sys.executable, "-m", "playcount.api.main"], env, port
+
+
+TREND_SPANS = (3, 366)
+
+
+def _trend_paths(span: int) -> list[str]:
+    """A trend of every genre over `span` days ending on the last day written."""
+    first = (DAYS[-1] - dt.timedelta(days=span - 1)).isoformat()
+    return [f"/genres/genre-{i:02d}/days?from={first}&to={DAYS[-1].isoformat()}" for i in range(GENRES)]
 
 
 def _write_days(settings: Any) -> list[str]:
@@ -278,6 +312,9 @@ def run(quick: bool) -> dict[str, Any]:
         cmd, env, uncached_port = _api(settings, cache_seconds=0)
         with _process(cmd, env, uncached_port, "/ready"):
             runs["genre_day_uncached"].append(measure(uncached_port, paths, min(seconds, 5.0)))
+            trends = {span: _trend_paths(span) for span in TREND_SPANS}
+            requests = {span: _requests_per_call(uncached_port, trends[span]) for span in TREND_SPANS}
+            runs["trend_uncached"] = [measure(uncached_port, trends[max(TREND_SPANS)], min(seconds, 5.0))]
 
     figures: dict[str, Any] = {"clients": CLIENTS, "seconds_per_run": seconds, "rounds": rounds}
     for name, results in runs.items():
@@ -290,6 +327,8 @@ def run(quick: bool) -> dict[str, Any]:
     figures["genre_day_partition_reads"] = sum(r["loads"] for r in measured)
     figures["genre_day_head_revalidations"] = sum(r["revalidated"] for r in measured)
     figures["genre_day_vs_trivial_rps_ratio"] = round(figures["genre_day_rps"] / figures["trivial_rps"], 3)
+    for span in TREND_SPANS:  # the trend's access pattern: a bounded number of queries, not one per day
+        figures[f"trend_{span}_days_dynamodb_requests_per_call"] = round(requests[span], 2)
     figures["api_peak_rss_mb"] = api_rss_mb
     return figures
 

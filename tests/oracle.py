@@ -101,7 +101,13 @@ def _day(
             "top_artist": top_artist,
             "most_engaged_age_group": AGE_BINS[top_age][0] if top_age is not None else None,
         }
-    return {"genres": genres, "top_genres": top_genres, "hours": hours}
+    return {
+        "genres": genres,
+        "top_genres": top_genres,
+        "hours": hours,
+        "listens": len(rows),
+        "unique_listeners": len({u for u, _, _ in rows}),
+    }
 
 
 def metadata_from_csv(rows: Iterable[Mapping[str, str]], id_column: str) -> dict[str, dict[str, Any]]:
@@ -131,6 +137,7 @@ def assert_matches(results: list[Any], expected: dict[str, dict[str, Any]]) -> N
             assert g.avg_listening_time_per_user_ms == pytest.approx(w["avg_listening_time_per_user_ms"], abs=1e-6)
             assert [s.model_dump() for s in g.top_songs] == w["top_songs"], (r.date, name)
         assert [t.model_dump() for t in r.top_genres] == want["top_genres"], r.date
+        assert (r.events, r.unique_listeners) == (want["listens"], want["unique_listeners"]), r.date
         got_hours = {h.hour: h.model_dump() for h in r.hours}
         assert set(got_hours) == set(want["hours"]), r.date
         for hour, w in want["hours"].items():

@@ -91,9 +91,10 @@ def test_a_result_replaces_the_dates_items_completely(ddb, table):
     items = scan(ddb, table)
     assert ("GENRE#rock#DATE#2025-06-24", "SONG#3#r3") not in items
     assert not [k for k in items if k[0] == "GENRE#jazz#DATE#2025-06-24"]
+    assert ("TREND#jazz", "DATE#2025-06-24") not in items
     assert items[("CATALOG#DAYS", "DATE#2025-06-24")]["genres"] == ["folk", "pop", "rock"]
-    # jazz's 4 metrics and 2 songs, and rock's old third song: found by the manifest, no query
-    assert applied.deleted == 7 and applied.queried == 0
+    # jazz's 4 metrics, 2 songs and trend item, and rock's old third song: found by the manifest, no query
+    assert applied.deleted == 8 and applied.queried == 0
 
 
 def test_a_day_left_with_nothing_is_emptied(ddb, table):

@@ -110,6 +110,30 @@ def expected(kpis: DayKpis) -> dict[tuple[str, str], dict[str, Any]]:
         }
     for h in kpis.hours:
         out[(f"DATE#{d}", f"HOUR#{h.hour:02d}")] = {"listen_count": Decimal(h.listen_count), **stamp}
+    order = sorted(kpis.genres, key=lambda g: (-g.listen_count, g.genre))
+    for rank, g in enumerate(order, start=1):
+        out[(f"TREND#{g.genre}", f"DATE#{d}")] = {
+            "listen_count": Decimal(g.listen_count),
+            "unique_listeners": Decimal(g.unique_listeners),
+            "rank": Decimal(rank),
+            "share": Decimal(str(round(g.listen_count / kpis.events, 6))),
+            **stamp,
+        }
+    if order:  # a few genres: one chunk
+        out[(f"DATE#{d}", "RANKING#00000")] = {
+            "rank_from": Decimal(1),
+            "total": Decimal(len(order)),
+            "listens": Decimal(kpis.events),
+            "genres": [
+                {
+                    "genre": g.genre,
+                    "listen_count": Decimal(g.listen_count),
+                    "unique_listeners": Decimal(g.unique_listeners),
+                }
+                for g in order
+            ],
+            **stamp,
+        }
     return out
 
 
@@ -137,7 +161,8 @@ def kpi_items_of(ddb: Any, table: str, day: dt.date) -> dict[tuple[str, str], di
         key: item
         for key, item in scan(ddb, table).items()
         if (key[0].startswith("GENRE#") and key[0].endswith(f"#DATE#{d}"))
-        or (key[0] == f"DATE#{d}" and key[1].startswith(("GENRE_RANK#", "HOUR#")))
+        or (key[0].startswith("TREND#") and key[1] == f"DATE#{d}")
+        or (key[0] == f"DATE#{d}" and key[1].startswith(("GENRE_RANK#", "HOUR#", "RANKING#")))
     }
 
 

@@ -3,13 +3,15 @@
 - `written`: two days of KPIs computed by the independent oracle from generated listens, and
   applied to the test's table by the dynamo-writer's own `apply` (what the writer process does);
 - `serve`: a factory running `create_app(settings)` under uvicorn on a free loopback port, in a
-  thread of the test process (so a test can pick the history interval), stopped after the test.
+  thread of the test process (so a test can pick the history interval), stopped after the test;
+- `browser`: headless Chromium under ChromeDriver, for the pages' tests (dashboard, explorer).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +43,8 @@ from tests import oracle  # noqa: E402
 from tests.helpers import wait_for  # noqa: E402
 
 DAYS = (dt.date(2025, 6, 24), dt.date(2025, 6, 25))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def day_kpis(day: dt.date, expected: dict[str, Any], version: int) -> DayKpis:
@@ -49,7 +53,8 @@ def day_kpis(day: dt.date, expected: dict[str, Any], version: int) -> DayKpis:
         date=day,
         version=version,
         computed_at=dt.datetime.now(dt.UTC),
-        events=sum(h["listen_count"] for h in expected["hours"].values()),
+        events=expected["listens"],
+        unique_listeners=expected["unique_listeners"],
         genres=[GenreDay(genre=g, **v) for g, v in sorted(expected["genres"].items())],
         top_genres=[GenreRank(**r) for r in expected["top_genres"]],
         hours=[HourStats(**h) for _, h in sorted(expected["hours"].items())],
@@ -156,3 +161,35 @@ def serve_for_session() -> Iterator[Callable[..., Served]]:
     """Like `serve`, for module- or session-scoped fixtures: stopped at the end of the session."""
     with contextlib.ExitStack() as stack:
         yield lambda settings, history=None: stack.enter_context(served(settings, history))
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium under ChromeDriver (its console kept for `get_log("browser")`), quit after the test."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("Chromium and ChromeDriver are not installed (scripts/setup.sh test installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--window-size=1440,1480",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,40 +19,11 @@ from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CARDS = {"backlog", "files", "freshness", "genre", "genres", "hours", "queues"}
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("Chromium and ChromeDriver are not installed (scripts/setup.sh test installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1440,1480",
-        "--force-device-scale-factor=1",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+RAW_VERSION = re.compile(r"\bv\d+|\bversion\b|\d{7,}", re.IGNORECASE)  # what a reader should never have to read
+CLOCK = re.compile(r"^\d\d:\d\d:\d\d$")
+X_SCALE = """const x = Chart.getChart(document.getElementById(arguments[0])).scales.x;
+return {min: x.min, max: x.max, ticks: x.ticks.map((t) => [t.value, t.label])};"""
 
 
 def _activity(settings, api: str, steps: int = 6) -> None:
@@ -80,7 +51,11 @@ def _activity(settings, api: str, steps: int = 6) -> None:
 
 
 def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written, serve, browser, tmp_path):
-    # GIVEN two days of KPIs, files flowing through the ledger, a dead letter, an API sampling fast
+    # GIVEN two days of KPIs, the latest at a version as the runners number them (a counter started
+    # from the clock in microseconds), files flowing through the ledger, a dead letter, an API sampling fast
+    day = fresh_written.days[-1]
+    version = 1_796_189_430_891_876
+    fresh_written.apply(fresh_written.kpis[day].model_copy(update={"version": version}))
     api = serve(settings, history=History(interval=0.3)).url
     spec = resources.resources(settings)
     sqs = aws.client(settings, "sqs")
@@ -96,7 +71,6 @@ def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written
 
     wait_for(ready, timeout=60, what=f"the dashboard's cards {sorted(CARDS)} to render")
     # ... with the API's figures: the latest day's top genres, its hours, the status tiles
-    day = fresh_written.days[-1]
     chart = "return Chart.getChart(document.getElementById(arguments[0])).data"
     genres = browser.execute_script(chart, "chart-genres")
     assert genres["labels"] == [g["genre"] for g in fresh_written.expected[day]["top_genres"]]
@@ -110,6 +84,26 @@ def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written
     assert len(files) >= 6 and files[-1]["y"] == status["files_processed"] and files[0]["y"] < files[-1]["y"]
     freshness = browser.execute_script(chart, "chart-freshness")["datasets"][0]["data"]
     assert len(freshness) >= 2
+    # ... on a time axis of the points' own minutes, with round clock ticks
+    x = browser.execute_script(X_SCALE, "chart-freshness")
+    assert x["min"] <= min(p["x"] for p in freshness) <= max(p["x"] for p in freshness) <= x["max"]
+    assert x["max"] - x["min"] <= 3600 and len(x["ticks"]) >= 3, x
+    assert all(CLOCK.match(label) for _, label in x["ticks"]), x["ticks"]
+    # AND results say when they were computed; their raw versions are only in tooltips
+    options = browser.execute_script(
+        "return [...document.querySelectorAll('#day-select option')].map((o) => ({text: o.text, title: o.title}))"
+    )
+    listed = httpx.get(f"{api}/days").json()["days"]
+    assert [o["text"][:10] for o in options] == [d["date"] for d in reversed(listed)]
+    assert not [o["text"] for o in options if RAW_VERSION.search(o["text"])], options
+    assert options[0]["title"].startswith(f"version {version}") and options[1]["title"].startswith("version 1")
+    if all("computed_at" in d for d in listed):  # GET /days has carried computed_at since issue #16
+        assert all(re.search(r"computed \d\d:\d\d:\d\d UTC", o["text"]) for o in options), options
+    panel = browser.find_element("id", "card-genre").text
+    assert not RAW_VERSION.search(panel), panel
+    stamp = browser.find_element("id", "genre-computed")
+    assert re.fullmatch(r"computed \d\d:\d\d:\d\d UTC · (just now|\d+ min ago)", stamp.text), stamp.text
+    assert stamp.get_attribute("title").startswith(f"version {version} · computed at ")
     queues = browser.execute_script(chart, "chart-queues")
     assert queues["labels"] == ["s3-events", "validated", "kpi-results"] and queues["datasets"][2]["data"][1] == 1
     # AND the page logged no errors
@@ -123,6 +117,26 @@ def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written
     keep = os.environ.get("PLAYCOUNT_DASHBOARD_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_one_freshness_measurement_gets_an_axis_of_minutes_not_years(settings, serve, browser):
+    # GIVEN an API that has measured the freshness lag of one file only
+    api = serve(settings, history=History(interval=0.3)).url
+    _activity(settings, api, steps=1)
+
+    # WHEN the dashboard draws it
+    browser.get(f"{api}/dashboard")
+    chart = "return Chart.getChart(document.getElementById('chart-freshness')).data.datasets[0].data"
+    points = wait_for(lambda: browser.execute_script(chart), timeout=60, what="the freshness chart's point")
+
+    # THEN the time axis spans minutes around the point (Chart.js alone would widen it by years),
+    # with readable, distinct HH:MM:SS ticks inside it
+    assert len(points) == 1
+    x = browser.execute_script(X_SCALE, "chart-freshness")
+    assert x["min"] < points[0]["x"] < x["max"] and 60 <= x["max"] - x["min"] <= 3600, x
+    labels = [label for _, label in x["ticks"]]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert all(CLOCK.match(label) for label in labels) and all(x["min"] <= v <= x["max"] for v, _ in x["ticks"])
 
 
 def test_docs_render_the_api_under_the_content_security_policy(shared_api, browser):

@@ -286,7 +286,7 @@ def _ready(api: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("path", ["/docs", "/openapi.json", "/dashboard"])
+@pytest.mark.parametrize("path", ["/docs", "/openapi.json", "/dashboard", "/explore"])
 def test_docs_and_dashboard_pages_are_served(shared_api, path):
     response = httpx.get(shared_api + path)
     assert response.status_code == 200
@@ -308,6 +308,9 @@ def test_openapi_describes_every_route(shared_api):
         "/ready",
         "/metrics",
         "/dashboard",
+        "/explore",
+        "/genres/{genre}/days",
+        "/days/{date}/genres",
     ):
         assert path in paths, path
     genre = next(p for p in paths["/genres/{genre}/days/{date}"]["get"]["parameters"] if p["name"] == "genre")
@@ -315,3 +318,6 @@ def test_openapi_describes_every_route(shared_api):
     responses = paths["/genres/{genre}/days/{date}"]["get"]["responses"]
     assert {"200", "404", "422", "503"} <= set(responses)
     assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])
+    # every KPI endpoint documents its CSV export
+    for path in (*(p for p in paths if p.startswith(("/genres", "/days"))),):
+        assert "text/csv" in paths[path]["get"]["responses"]["200"]["content"], path

@@ -8,29 +8,45 @@ admin endpoints are exercised too (on empty DLQs).
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 
 import pytest
 import schemathesis
+from fastapi.exceptions import RequestValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from playcount.api import cursors
+from playcount.api.params import MAX_RANGE_DAYS
 from playcount.core import keys
 
 ADMIN_KEY = "schema-admin-key-0123456789"
-GENRE_DAY = "/genres/{genre}/days/{date}"
+# operations with a parameter whose rule JSON Schema cannot state
+RULES_IN_WORDS = {"/genres/{genre}/days/{date}", "/genres/{genre}/days", "/days", "/days/{date}/genres"}
 
 
-def genre_refused_only_when_it_cannot_be_a_key(ctx, response, case) -> None:
-    """Replaces `positive_data_acceptance` for a genre: JSON Schema cannot say "at most 256 bytes of
-    UTF-8 once trimmed, NFC and lower-cased", nor name Unicode categories as the rule does, so the
-    schema documents the rule in words; a 422 must then be a name that `keys` refuses."""
-    if response.status_code == 422:
+def refused_only_for_a_rule_the_schema_states_in_words(ctx, response, case) -> None:
+    """Replaces `positive_data_acceptance` where JSON Schema cannot state the rule, so the schema
+    documents it in words: a genre ("at most 256 bytes of UTF-8 once trimmed, NFC and lower-cased",
+    Unicode categories), a range (`from` not after `to`, at most 366 days) and a cursor (one the API
+    issued). A 422 must then name that parameter, and the value must really break its rule."""
+    if response.status_code != 422:
+        return
+    detail = response.json()["detail"]
+    if detail.startswith("genre: "):
         genre = urllib.parse.unquote(case.path_parameters["genre"])  # as sent, percent-encoded: as the server read it
-        assert response.json()["detail"].startswith("genre: "), response.text
         assert keys.genre_problem(keys.normalise_genre(genre)) is not None, f"{genre!r} refused: {response.text}"
+    elif detail.startswith("to: "):
+        first, last = (dt.date.fromisoformat(case.query[end]) for end in ("from", "to"))
+        assert first > last or (last - first).days >= MAX_RANGE_DAYS, response.text
+    elif detail.startswith("cursor: "):
+        with pytest.raises(RequestValidationError):
+            cursors.decode(case.query["cursor"])
+    else:
+        raise AssertionError(f"a schema-valid request refused: {response.text}")
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +59,10 @@ def _fuzz(operation, mode: GenerationMode, base_url: str, examples: int) -> None
     # generated (a missing or wrong key is part of what makes them invalid)
     headers = {"X-API-Key": ADMIN_KEY} if mode is GenerationMode.POSITIVE else None
     checks = {}
-    if operation.path == GENRE_DAY and mode is GenerationMode.POSITIVE:
+    if operation.path in RULES_IN_WORDS and mode is GenerationMode.POSITIVE:
         checks = {
             "excluded_checks": [positive_data_acceptance],
-            "additional_checks": [genre_refused_only_when_it_cannot_be_a_key],
+            "additional_checks": [refused_only_for_a_rule_the_schema_states_in_words],
         }
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -64,7 +80,7 @@ def test_no_server_error_and_responses_match_the_schema(fuzzed_api):
     # (schemathesis' own pytest fixtures do not run under pytest 9 yet: its API is driven directly)
     schema = schemathesis.openapi.from_url(f"{fuzzed_api}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 14
+    assert len(operations) >= 16
     failures = []
     for operation in operations:
         # the DLQ endpoints long-poll SQS for a second per call: fewer examples there

@@ -1,7 +1,7 @@
 """HTTP hardening, against the real app under uvicorn: security headers, pages that load only
 their own and vendored code, and bounded request bodies on the operations endpoints.
 
-(The pages' rendering under the policy is checked in real Chromium in test_dashboard.py.)
+(The pages' rendering under the policy is checked in real Chromium in test_dashboard.py and test_explore.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from playcount.api.routes.pages import STATIC_DIR
 from playcount.api.security import CONTENT_SECURITY_POLICY
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
-PAGES = ("/dashboard", "/docs")
+PAGES = ("/dashboard", "/explore", "/docs")
 
 
 class _Refs(HTMLParser):

@@ -1,7 +1,8 @@
 """The DynamoDB single-table key schema: the only place that builds keys, and the genre rule.
 
 pk=GENRE#{genre}#DATE#{date}  sk=METRIC#{name} | SONG#{rank}#{track_id}
-pk=DATE#{date}                sk=GENRE_RANK#{rank} | HOUR#{HH} | HEAD | LOCK
+pk=DATE#{date}                sk=GENRE_RANK#{rank} | HOUR#{HH} | RANKING#{chunk:05d} | HEAD | LOCK
+pk=TREND#{genre}              sk=DATE#{date}            (a genre's day in one item: its trend)
 pk=CATALOG#DAYS               sk=DATE#{date}            (discovery: days and their genres)
 pk=PIPELINE#COUNTERS          sk=SHARD#{nn} | FRESHNESS  (pipeline counters in shards; the lag)
 pk=PIPELINE#FILE#{file_id}    sk=STATE#{state}           (one item per file state reached)
@@ -42,6 +43,7 @@ METRIC_PREFIX = "METRIC#"
 SONG_PREFIX = "SONG#"
 GENRE_RANK_PREFIX = "GENRE_RANK#"
 HOUR_PREFIX = "HOUR#"
+RANKING_PREFIX = "RANKING#"
 HEAD_SK = "HEAD"
 LOCK_SK = "LOCK"
 CATALOG_DAYS_PK = "CATALOG#DAYS"
@@ -53,6 +55,7 @@ LEASE_SK = "LEASE"
 FRESHNESS_SK = "FRESHNESS"
 
 GENRE_PK_PREFIX = "GENRE#"
+TREND_PK_PREFIX = "TREND#"
 _DATE_INFIX = "#DATE#"
 # DynamoDB allows 2048 bytes in a partition key: a genre's 256 keep every key far below it
 GENRE_MAX_BYTES = 256
@@ -159,6 +162,25 @@ def day_pk(day: dt.date) -> str:
 
 def genre_rank_sk(rank: int) -> str:
     return f"{GENRE_RANK_PREFIX}{rank}"
+
+
+RANKING_MAX_CHUNK = 99_999
+
+
+def ranking_sk(chunk: int) -> str:
+    """One chunk of the day's full genre ranking: zero-padded, so chunks sort in rank order."""
+    if not 0 <= chunk <= RANKING_MAX_CHUNK:
+        raise KeyError_(f"ranking chunk {chunk} is not in 0..{RANKING_MAX_CHUNK}")
+    return f"{RANKING_PREFIX}{chunk:05d}"
+
+
+def trend_pk(genre: str) -> str:
+    """A genre's trend partition: one item per date (`trend_sk`), so a range is one query."""
+    return f"{TREND_PK_PREFIX}{check_genre(genre)}"
+
+
+def trend_sk(day: dt.date) -> str:
+    return f"DATE#{day.isoformat()}"
 
 
 def hour_sk(hour: int) -> str:

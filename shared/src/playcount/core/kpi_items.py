@@ -8,7 +8,18 @@ from decimal import Decimal
 from typing import Any
 
 from playcount.core import keys
-from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats, SongRank
+from playcount.core.kpis import (
+    RANKING_CHUNK,
+    DayKpis,
+    GenreDay,
+    GenreRank,
+    HourStats,
+    RankedGenre,
+    SongRank,
+    TrendDay,
+    ranked,
+    share,
+)
 
 Item = dict[str, Any]
 
@@ -59,6 +70,48 @@ def genre_items(kpis: DayKpis, genre: GenreDay) -> list[Item]:
     return items
 
 
+def trend_item(kpis: DayKpis, genre: GenreDay, rank: int) -> Item:
+    """The genre's day in one item of its trend partition (a range of days is one query)."""
+    return _stamp(
+        {
+            "pk": keys.trend_pk(genre.genre),
+            "sk": keys.trend_sk(kpis.date),
+            "genre": genre.genre,
+            "date": kpis.date.isoformat(),
+            "listen_count": genre.listen_count,
+            "unique_listeners": genre.unique_listeners,
+            "total_listening_time_ms": genre.total_listening_time_ms,
+            "avg_listening_time_per_user_ms": to_decimal(genre.avg_listening_time_per_user_ms),
+            "rank": rank,
+            "share": to_decimal(share(genre.listen_count, kpis.events)),
+        },
+        kpis,
+    )
+
+
+def ranking_items(kpis: DayKpis) -> list[Item]:
+    """The day's every genre in rank order, `RANKING_CHUNK` genres per item (a page is one or two)."""
+    order = ranked(kpis.genres)
+    pk = keys.day_pk(kpis.date)
+    return [
+        _stamp(
+            {
+                "pk": pk,
+                "sk": keys.ranking_sk(start // RANKING_CHUNK),
+                "rank_from": start + 1,
+                "total": len(order),
+                "listens": kpis.events,
+                "genres": [
+                    {"genre": g.genre, "listen_count": g.listen_count, "unique_listeners": g.unique_listeners}
+                    for g in order[start : start + RANKING_CHUNK]
+                ],
+            },
+            kpis,
+        )
+        for start in range(0, len(order), RANKING_CHUNK)
+    ]
+
+
 def day_items(kpis: DayKpis) -> list[Item]:
     pk = keys.day_pk(kpis.date)
     items = [
@@ -94,9 +147,10 @@ def day_items(kpis: DayKpis) -> list[Item]:
 
 def all_items(kpis: DayKpis) -> list[Item]:
     """Every KPI item of the day (not the HEAD or catalogue bookkeeping items)."""
-    items = day_items(kpis)
-    for genre in kpis.genres:
+    items = day_items(kpis) + ranking_items(kpis)
+    for rank, genre in enumerate(ranked(kpis.genres), start=1):
         items += genre_items(kpis, genre)
+        items.append(trend_item(kpis, genre, rank))
     return items
 
 
@@ -162,6 +216,43 @@ def parse_hours(items: Iterable[Mapping[str, Any]]) -> list[HourStats]:
         if str(i["sk"]).startswith(keys.HOUR_PREFIX)
     ]
     return sorted(hours, key=lambda h: h.hour)
+
+
+def parse_trend(items: Iterable[Mapping[str, Any]]) -> list[TrendDay]:
+    """A genre's trend items, oldest first."""
+    days = [
+        TrendDay(
+            date=dt.date.fromisoformat(str(i["date"])),
+            listen_count=int(i["listen_count"]),
+            unique_listeners=int(i["unique_listeners"]),
+            total_listening_time_ms=int(i["total_listening_time_ms"]),
+            avg_listening_time_per_user_ms=_num(i["avg_listening_time_per_user_ms"]),
+            rank=int(i["rank"]),
+            share=_num(i["share"]),
+            version=int(i["version"]),
+            computed_at=str(i["computed_at"]),
+        )
+        for i in items
+    ]
+    return sorted(days, key=lambda d: d.date)
+
+
+def parse_ranking(items: Iterable[Mapping[str, Any]]) -> list[RankedGenre]:
+    """The genres of a day's ranking chunks, in rank order."""
+    out: list[RankedGenre] = []
+    for item in sorted(items, key=lambda i: int(i["rank_from"])):
+        listens = int(item["listens"])
+        for offset, g in enumerate(item["genres"]):
+            out.append(
+                RankedGenre(
+                    rank=int(item["rank_from"]) + offset,
+                    genre=str(g["genre"]),
+                    listen_count=int(g["listen_count"]),
+                    unique_listeners=int(g["unique_listeners"]),
+                    share=share(int(g["listen_count"]), listens),
+                )
+            )
+    return out
 
 
 def day_of(value: str) -> dt.date:

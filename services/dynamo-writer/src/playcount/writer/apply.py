@@ -59,14 +59,16 @@ def _wire(item: Item) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in item.items()}
 
 
-def _query_keys(ddb: Any, table: str, pk: str) -> list[Key]:
+def _query_keys(ddb: Any, table: str, pk: str, sk: str | None = None) -> list[Key]:
+    """The keys stored in partition `pk` (only the item `sk` of it, when given)."""
     out: list[Key] = []
     start = None
+    values = {":pk": {"S": pk}} | ({":sk": {"S": sk}} if sk else {})
     while True:
         kwargs: dict[str, Any] = {
             "TableName": table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "KeyConditionExpression": "pk = :pk AND sk = :sk" if sk else "pk = :pk",
+            "ExpressionAttributeValues": values,
             "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
         }
@@ -82,9 +84,9 @@ def _query_keys(ddb: Any, table: str, pk: str) -> list[Key]:
 def _is_kpi_key(key: Key) -> bool:
     """KPI items of a date; HEAD (and the LOCK item of earlier writers) are bookkeeping."""
     pk, sk = key
-    if pk.startswith("GENRE#"):
+    if pk.startswith((keys.GENRE_PK_PREFIX, keys.TREND_PK_PREFIX)):
         return True
-    return sk.startswith((keys.GENRE_RANK_PREFIX, keys.HOUR_PREFIX))
+    return sk.startswith((keys.GENRE_RANK_PREFIX, keys.HOUR_PREFIX, keys.RANKING_PREFIX))
 
 
 def stored_keys(
@@ -95,9 +97,12 @@ def stored_keys(
         return set(), 0  # nothing was ever written for this date
     if prior.manifest is not None and not prior.interrupted:
         return set(prior.manifest), 0
-    genres = prior.genres | prior.pending_genres | new_genres
-    partitions = [keys.day_pk(day)] + [keys.genre_day_pk(g, day) for g in sorted(genres)]
-    found = {k for part in pool.map(lambda pk: _query_keys(ddb, table, pk), partitions) for k in part}
+    genres = sorted(prior.genres | prior.pending_genres | new_genres)
+    # a genre's trend partition holds all its dates: only this date's item is read
+    partitions: list[tuple[str, str | None]] = [(keys.day_pk(day), None)]
+    partitions += [(keys.genre_day_pk(g, day), None) for g in genres]
+    partitions += [(keys.trend_pk(g), keys.trend_sk(day)) for g in genres]
+    found = {k for part in pool.map(lambda p: _query_keys(ddb, table, *p), partitions) for k in part}
     return {k for k in found if _is_kpi_key(k)} | set(prior.manifest or ()), len(partitions)
 
 
@@ -109,7 +114,11 @@ def _put_catalogue(ddb: Any, table: str, kpis: DayKpis) -> None:
         "computed_at": kpis.computed_at.isoformat(),
         "date": kpis.date.isoformat(),
         "events": kpis.events,
+        "listens": kpis.events,
+        "trend_items": True,  # the date's genres have trend items (`kpi_items.trend_item`)
     }
+    if kpis.unique_listeners is not None:
+        item["unique_listeners"] = kpis.unique_listeners
     genres = sorted({g.genre for g in kpis.genres})
     if genres:
         item["genres"] = genres

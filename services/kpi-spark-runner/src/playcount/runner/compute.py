@@ -51,6 +51,7 @@ from playcount.core.kpis import (
     GenreRank,
     HourStats,
     SongRank,
+    ranked,
 )
 from playcount.core.snapshots import SEQ
 
@@ -320,6 +321,8 @@ def _results(events: DataFrame, codes: _Codes, plan: Plan) -> DataFrame:
     hours = by_hour_user.groupBy("date", "hour").agg(
         F.sum("n").alias("listens"), _count("listeners"), F.array(*per_age).alias("ages")
     )
+    # the day's listeners: distinct over the day, never a sum over its hours or genres
+    day = by_hour_user.groupBy("date", "uidx", "ux").agg(F.sum("n").alias("n")).groupBy("date").agg(_count("listeners"))
     by_hour_track = events.groupBy("date", "hour", "tidx", "tx").agg(_count())
     # summing `n` too keeps this aggregate identical to the artists' one, so they share its exchange
     tracks = by_hour_track.groupBy("date", "hour").agg(_count("tracks"), F.sum("n").alias("listens"))
@@ -349,6 +352,7 @@ def _results(events: DataFrame, codes: _Codes, plan: Plan) -> DataFrame:
                 a="n",
             ),
             _out(hours, "hour", rank="hour", a="listens", b="listeners", ages="ages"),
+            _out(day, "day", b="listeners"),
             _out(tracks, "tracks", rank="hour", a="tracks"),
             _out(
                 artists.join(codes.artists, artists["key"] == codes.artists["aidx"]), "artist", rank="hour", k1="artist"
@@ -475,7 +479,7 @@ class _Day:
             ),
             key=lambda g: g.genre,
         )
-        ranked = sorted(genres, key=lambda g: (-g.listen_count, g.genre))[:TOP_GENRES]
+        top = ranked(genres)[:TOP_GENRES]
         tracks = {r["rank"]: r["a"] for r in self.rows["tracks"]}
         artists = {r["rank"]: r["k1"] for r in self.rows["artist"]}
         hours = [
@@ -495,9 +499,8 @@ class _Day:
             version=version,
             computed_at=computed_at,
             events=sum(h.listen_count for h in hours),
+            unique_listeners=sum(r["b"] for r in self.rows["day"]),
             genres=genres,
-            top_genres=[
-                GenreRank(rank=i + 1, genre=g.genre, listen_count=g.listen_count) for i, g in enumerate(ranked)
-            ],
+            top_genres=[GenreRank(rank=i + 1, genre=g.genre, listen_count=g.listen_count) for i, g in enumerate(top)],
             hours=hours,
         )

@@ -19,7 +19,11 @@ class Encoded:
 
 
 def encode(body: Any) -> Encoded:
-    payload = json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return tagged(json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode())
+
+
+def tagged(payload: bytes) -> Encoded:
+    """`payload` with its strong ETag."""
     return Encoded(payload, '"' + hashlib.blake2b(payload, digest_size=12).hexdigest() + '"')
 
 
@@ -30,9 +34,15 @@ def _matches(request: Request, etag: str) -> bool:
     return given.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in given.split(",")]
 
 
-def cached_json(request: Request, encoded: Encoded, max_age: float) -> Response:
+def cached_json(
+    request: Request,
+    encoded: Encoded,
+    max_age: float,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Response:
     """200 with the body, or 304 when the client already holds this exact body."""
-    headers = {"ETag": encoded.etag, "Cache-Control": f"public, max-age={max(0, int(max_age))}"}
+    headers = {"ETag": encoded.etag, "Cache-Control": f"public, max-age={max(0, int(max_age))}", **(headers or {})}
     if _matches(request, encoded.etag):
         return Response(status_code=304, headers=headers)
-    return Response(encoded.body, media_type="application/json", headers=headers)
+    return Response(encoded.body, media_type=media_type, headers=headers)

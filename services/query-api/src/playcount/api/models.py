@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from playcount.core.kpis import GenreRank, HourStats, SongRank
+from playcount.core.kpis import GenreRank, HourStats, RankedGenre, SongRank, TrendDay
 
 
 class GenreDayResponse(BaseModel):
@@ -35,8 +35,33 @@ class HoursResponse(BaseModel):
 class DayEntry(BaseModel):
     date: dt.date
     version: int
-    events: int
+    computed_at: str | None = Field(description="when the runner computed this version (ISO 8601, UTC)")
+    events: int = Field(description="distinct events of the day (= listens)")
+    listens: int = Field(description="the day's listens, every genre and unknown track included")
+    unique_listeners: int | None = Field(
+        description="distinct users who listened that day, exact (not a sum over genres or hours); "
+        "null for a day computed before this figure existed"
+    )
     genres: list[str]
+
+
+class TrendResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    genre: str
+    from_: dt.date = Field(alias="from", serialization_alias="from")
+    to: dt.date
+    days: list[TrendDay] = Field(description="oldest first; days without listens of the genre are absent")
+
+
+class RankingResponse(BaseModel):
+    date: dt.date
+    version: int = Field(description="the version of the date this ranking belongs to")
+    computed_at: str
+    listens: int = Field(description="the day's listens (`share` = listen_count / listens)")
+    total: int = Field(description="how many genres the day has")
+    genres: list[RankedGenre] = Field(description="most listens first, ties by genre name (as the top five)")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
 class DaysResponse(BaseModel):

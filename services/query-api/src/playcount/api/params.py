@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
+from fastapi import Depends, Path, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BeforeValidator
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -80,3 +82,58 @@ FileIdPath = Annotated[
 ]
 Stage = Literal["s3-events", "validated", "kpi-results"]  # = resources.STAGES (a test checks)
 StagePath = Annotated[Stage, Path(description="a pipeline stage (its queue's DLQ is redriven)")]
+
+
+MAX_RANGE_DAYS = 366  # a range holds at most this many days, both ends included
+
+
+def _end(end: str) -> Any:
+    which = "first" if end == "from" else "last"
+    return Query(alias=end, description=f"the range's {which} UTC date, YYYY-MM-DD (included)", examples=["2025-06-24"])
+
+
+From = Annotated[dt.date, BeforeValidator(parse_iso_date), _end("from")]
+To = Annotated[dt.date, BeforeValidator(parse_iso_date), _end("to")]
+OpenFrom = Annotated[dt.date | None, BeforeValidator(parse_iso_date), _end("from")]
+OpenTo = Annotated[dt.date | None, BeforeValidator(parse_iso_date), _end("to")]
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Dates `first` to `last`, both included; an end left open is None."""
+
+    first: dt.date | None
+    last: dt.date | None
+
+    def __post_init__(self) -> None:
+        if self.first is None or self.last is None:
+            return
+        problem = None
+        if self.first > self.last:
+            problem = f"from ({self.first}) is after to ({self.last})"
+        elif (self.last - self.first).days + 1 > MAX_RANGE_DAYS:
+            problem = f"the range holds {(self.last - self.first).days + 1} days; at most {MAX_RANGE_DAYS} are allowed"
+        if problem:
+            error = {"loc": ("query", "to"), "msg": f"Value error, {problem}", "type": "value_error"}
+            raise RequestValidationError([error])
+
+
+async def closed_range(first: From, last: To) -> DateRange:
+    """`from` and `to`, both required."""
+    return DateRange(first, last)
+
+
+async def open_range(first: OpenFrom = None, last: OpenTo = None) -> DateRange:
+    """`from` and `to`, each optional (an open end)."""
+    return DateRange(first, last)
+
+
+RANKING_MAX_LIMIT = 500
+Limit = Annotated[int, Query(ge=1, le=RANKING_MAX_LIMIT, description="genres per page")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="`next_cursor` of the previous page; absent for the first page"),
+]
+
+ClosedRange = Annotated[DateRange, Depends(closed_range)]
+OpenRange = Annotated[DateRange, Depends(open_range)]

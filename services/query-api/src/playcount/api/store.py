@@ -7,16 +7,28 @@ any query started after T returns, so it is served within API_CACHE_SECONDS of T
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
 from playcount.api.telemetry import DYNAMODB
 from playcount.core import keys, ledger
-from playcount.core.kpi_items import parse_genre_day, parse_hours, parse_top_genres
-from playcount.core.kpis import GenreDay, GenreRank, HourStats
+from playcount.core.kpi_items import parse_genre_day, parse_hours, parse_ranking, parse_top_genres, parse_trend
+from playcount.core.kpis import GenreDay, GenreRank, HourStats, RankedGenre, TrendDay
 
 _de = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Part of a day's full ranking, from its first chunk read on."""
+
+    genres: list[RankedGenre]
+    total: int  # genres of the day
+    listens: int  # of the day
+    version: int
+    computed_at: str
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -32,12 +44,17 @@ class KpiStore:
         self.ddb = ddb
         self.table = table
 
-    async def _query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+    async def _query(
+        self, pk: str, sk_prefix: str | None = None, sk_between: tuple[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         expression = "pk = :pk"
         values: dict[str, Any] = {":pk": {"S": pk}}
         if sk_prefix:
             expression += " AND begins_with(sk, :sk)"
             values[":sk"] = {"S": sk_prefix}
+        elif sk_between:
+            expression += " AND sk BETWEEN :first AND :last"
+            values[":first"], values[":last"] = {"S": sk_between[0]}, {"S": sk_between[1]}
         items: list[dict[str, Any]] = []
         start = None
         while True:
@@ -70,8 +87,32 @@ class KpiStore:
         items = await self._query(keys.day_pk(day), keys.HOUR_PREFIX)
         return parse_hours(items), _versions(items)
 
-    async def days(self) -> list[dict[str, Any]]:
-        return await self._query(keys.CATALOG_DAYS_PK)
+    async def ranking(self, day: dt.date, first_chunk: int, last_chunk: int) -> tuple[Ranking | None, set[int]]:
+        """The ranked genres of chunks `first_chunk..last_chunk` (None without any), and the items' versions."""
+        between = (keys.ranking_sk(first_chunk), keys.ranking_sk(min(last_chunk, keys.RANKING_MAX_CHUNK)))
+        items = await self._query(keys.day_pk(day), sk_between=between)
+        if not items:
+            return None, set()
+        head = items[0]
+        ranking = Ranking(
+            genres=parse_ranking(items),
+            total=int(head["total"]),
+            listens=int(head["listens"]),
+            version=int(head["version"]),
+            computed_at=str(head["computed_at"]),
+        )
+        return ranking, _versions(items)
+
+    async def trend(self, genre: str, first: dt.date, last: dt.date) -> list[TrendDay]:
+        """The genre's trend items from `first` to `last` (one query, a page per 1 MB)."""
+        return parse_trend(
+            await self._query(keys.trend_pk(genre), sk_between=(keys.trend_sk(first), keys.trend_sk(last)))
+        )
+
+    async def days(self, first: dt.date | None = None, last: dt.date | None = None) -> list[dict[str, Any]]:
+        """The catalogue's entries, from `first` to `last` when given."""
+        between = (keys.catalog_day_sk(first or dt.date.min), keys.catalog_day_sk(last or dt.date.max))
+        return await self._query(keys.CATALOG_DAYS_PK, sk_between=between)
 
     async def ping(self) -> None:
         await self.ddb.describe_table(TableName=self.table)

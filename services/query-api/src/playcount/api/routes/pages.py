@@ -1,4 +1,5 @@
-"""The pages: the ops dashboard and the interactive API docs, static files with no build step.
+"""The pages: the ops dashboard, the analysts' explorer and the interactive API docs, static files
+with no build step.
 
 Each page loads only its own script and the vendored libraries under `/static` (see
 `playcount.api.security` for the Content-Security-Policy that holds them to it).
@@ -21,6 +22,12 @@ router = APIRouter(tags=["pages"])
 async def dashboard() -> FileResponse:
     """Files processed and rejected over time, queue and DLQ depths, freshness lag, a day's genres and hours."""
     return FileResponse(STATIC_DIR / "dashboard.html", media_type=HTML)
+
+
+@router.get("/explore", response_class=HTMLResponse, responses={200: {"content": {"text/html": {}}}})
+async def explore() -> FileResponse:
+    """A genre's trend over a date range, the genres' shares per day, a week's listens by hour and day."""
+    return FileResponse(STATIC_DIR / "explore.html", media_type=HTML)
 
 
 @router.get("/docs", include_in_schema=False)

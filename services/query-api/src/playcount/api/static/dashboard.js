@@ -9,6 +9,9 @@ const COLORS = {
 };
 const STATUS_EVERY_MS = 2000;
 const DAY_EVERY_MS = 15000;
+const FRESHNESS_ALONE_S = 120;  // one measurement: two minutes around it
+const SAMPLES_ALONE_S = 10;  // one status sample, just after the API started
+const CLOCK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
 Chart.defaults.color = COLORS.muted;
 Chart.defaults.borderColor = COLORS.line;
@@ -67,6 +70,35 @@ function clock(seconds) {
   return new Date(seconds * 1000).toLocaleTimeString("en-GB", { hour12: false });
 }
 
+// Python writes microseconds; keep milliseconds, which every Date parser reads. NaN when unreadable.
+function isoMillis(iso) {
+  return iso ? Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1")) : NaN;
+}
+
+// "14:03:22 UTC" today, "2025-06-24 14:03 UTC" another day
+function utcTime(ms) {
+  const text = new Date(ms).toISOString();
+  const today = new Date().toISOString().slice(0, 10);
+  return text.slice(0, 10) === today ? `${text.slice(11, 19)} UTC` : `${text.slice(0, 10)} ${text.slice(11, 16)} UTC`;
+}
+
+function ago(ms) {
+  const seconds = Math.max(0, (Date.now() - ms) / 1000);
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+// What a reader sees of a result's version is when it was computed; the raw version, a large
+// counter, is in the tooltip only. Without `computed_at` (an older API), nothing is shown.
+function computed(version, iso) {
+  const ms = isoMillis(iso);
+  const title = `version ${version}` + (iso ? ` · computed at ${iso}` : "");
+  if (Number.isNaN(ms)) return { text: "", relative: "", title };
+  return { text: `computed ${utcTime(ms)}`, relative: ago(ms), title };
+}
+
 function duration(ms) {
   const minutes = ms / 60000;
   if (minutes < 120) return `${minutes.toFixed(1)} min`;
@@ -83,12 +115,38 @@ function shortQueue(name) {
   return name;
 }
 
+// Ticks on round clock times (every 10 s, 1 min, 15 min, ...), at most `most` of them, aligned on
+// the local clock as the labels are
+function clockTicks(min, max, most = 6) {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || max < min) return [];
+  const step = CLOCK_STEPS_S.find((s) => (max - min) / s <= most) || Math.ceil((max - min) / most / 86400) * 86400;
+  const offset = -new Date(min * 1000).getTimezoneOffset() * 60;
+  const ticks = [];
+  for (let v = Math.ceil((min + offset) / step) * step - offset; v <= max; v += step) ticks.push({ value: v });
+  return ticks;
+}
+
 function timeAxis() {
   return {
     type: "linear",
-    ticks: { callback: (v) => clock(v), maxTicksLimit: 7, maxRotation: 0 },
+    afterBuildTicks: (axis) => { axis.ticks = clockTicks(axis.min, axis.max); },
+    ticks: { callback: (v) => clock(v), maxRotation: 0 },
     grid: { display: false },
   };
+}
+
+// Left to itself, Chart.js widens the range of a single point by 5 % of its value, which for epoch
+// seconds is years. The x range is the points' own, `pad` of it wider either side; one point alone
+// gets `alone` seconds around it, points closer than `least` seconds get `least`.
+function fitTime(chart, xs, { alone, least = 0, pad = 0 }) {
+  const scale = chart.options.scales.x;
+  if (!xs.length) { delete scale.min; delete scale.max; return; }
+  let lo = Math.min(...xs), hi = Math.max(...xs);
+  const span = hi === lo ? alone : Math.max(hi - lo, least);
+  if (span > hi - lo) { const mid = (lo + hi) / 2; lo = mid - span / 2; hi = mid + span / 2; }
+  const margin = (hi - lo) * pad;
+  scale.min = lo - margin;
+  scale.max = hi + margin;
 }
 
 function line(label, color, fill = false) {
@@ -216,6 +274,9 @@ function showHistory(h) {
   const samples = h.samples;
   if (!samples.length) return;
   const series = (key) => samples.map((s) => ({ x: s.at, y: s[key] }));
+  const at = samples.map((s) => s.at);
+  fitTime(charts.files, at, { alone: SAMPLES_ALONE_S });
+  fitTime(charts.backlog, at, { alone: SAMPLES_ALONE_S });
   charts.files.data.datasets[0].data = series("files_received");
   charts.files.data.datasets[1].data = series("files_processed");
   charts.files.data.datasets[2].data = series("files_rejected");
@@ -236,6 +297,7 @@ function showHistory(h) {
   }
   const points = [...seen.values()].sort((a, b) => a.x - b.x);
   charts.freshness.data.datasets[0].data = points;
+  fitTime(charts.freshness, points.map((p) => p.x), { alone: FRESHNESS_ALONE_S, least: 5, pad: 0.04 });
   charts.freshness.update();
   showEmpty("card-freshness", points.length === 0);
   rendered("card-freshness");
@@ -260,16 +322,21 @@ async function refreshDays() {
     const select = $("day-select");
     const days = body.days.map((d) => d.date);
     const current = [...select.options].map((o) => o.value);
-    if (days.join() !== current.join()) {
+    const newest = [...body.days].reverse();
+    if (newest.map((d) => d.date).join() !== current.join()) {
       select.innerHTML = "";
-      for (const d of [...body.days].reverse()) {
-        const option = new Option(`${d.date}  ·  v${d.version}  ·  ${fmt.format(d.events)} listens`, d.date);
-        select.add(option);
-      }
+      for (const d of newest) select.add(new Option(d.date, d.date));
       if (!days.length) select.add(new Option("no data yet", ""));
     }
+    // labels are refreshed in place: a day recomputed keeps its option, and an open picker stays open
+    newest.forEach((d, i) => {
+      const c = computed(d.version, d.computed_at);
+      select.options[i].text = [d.date, `${fmt.format(d.events)} listens`, c.text].filter(Boolean).join("  ·  ");
+      select.options[i].title = c.title;
+    });
     if (!state.day || !days.includes(state.day)) state.day = days.length ? days[days.length - 1] : null;
     select.value = state.day || "";
+    select.title = select.selectedIndex >= 0 ? select.options[select.selectedIndex].title : "";
     await refreshDay();
   } catch (err) {
     if (err instanceof Unauthorized) askForKey();
@@ -307,7 +374,11 @@ async function selectGenre(genre) {
   state.genre = genre;
   const body = await api(`genres/${encodeURIComponent(genre)}/days/${state.day}`);
   if (!body) return;
-  $("genre-title").textContent = `${body.genre} on ${body.date}  ·  version ${body.version}`;
+  const c = computed(body.version, body.computed_at);
+  $("genre-title").textContent = `${body.genre} on ${body.date}`;
+  const meta = $("genre-computed");
+  meta.textContent = [c.text, c.relative].filter(Boolean).join("  ·  ");
+  meta.title = c.title;
   $("g-listens").textContent = fmt.format(body.listen_count);
   $("g-listeners").textContent = fmt.format(body.unique_listeners);
   $("g-time").textContent = duration(body.total_listening_time_ms);
@@ -328,7 +399,9 @@ async function selectGenre(genre) {
 }
 
 $("day-select").addEventListener("change", (event) => {
-  state.day = event.target.value;
+  const select = event.target;
+  select.title = select.selectedIndex >= 0 ? select.options[select.selectedIndex].title : "";
+  state.day = select.value;
   state.genre = null;
   refreshDay();
 });
