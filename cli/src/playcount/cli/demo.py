@@ -64,7 +64,10 @@ def run(
         f"  {api}/genres/{urllib.parse.quote(genre, safe='')}/days/{dates[-1].isoformat()}\n"
         f"  {api}/days/{dates[-1].isoformat()}/top-genres\n"
         f"  {api}/days/{dates[-1].isoformat()}/hours\n"
+        f"  {api}/genres/{urllib.parse.quote(genre, safe='')}/days?from={dates[0]}&to={dates[-1]}&format=csv\n"
+        f"  {api}/days/{dates[-1].isoformat()}/genres\n"
+        f'  playcount sql "SELECT listen_date, count(*) FROM events GROUP BY 1 ORDER BY 1"\n'
         f"  {api}/genres   {api}/days   {api}/pipeline/status\n"
-        f"  {api}/dashboard   {api}/docs   {api}/metrics\n",
+        f"  {api}/dashboard   {api}/explore   {api}/docs   {api}/metrics\n",
         flush=True,
     )
