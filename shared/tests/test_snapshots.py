@@ -211,3 +211,19 @@ def test_a_manifest_kept_in_the_segments_folder_is_moved_by_the_next_write(setti
     # AND a second writer still holding the moved manifest is refused, not merged over
     with pytest.raises(snapshots.CatalogConflict):
         snapshots.upsert(settings, s3, fs, found, "c", _users([2], 40))
+
+
+def test_a_validator_moves_a_manifest_at_start_once(settings, lake_io):
+    s3, fs = lake_io
+    _upsert(settings, lake_io, "a", _users(range(0, 5), 20))
+    first = snapshots.first_manifest_key(settings, "users")
+    here = snapshots.manifest_key(settings, "users")
+    s3.copy_object(Bucket=settings.s3_bucket, Key=first, CopySource={"Bucket": settings.s3_bucket, "Key": here})
+    s3.delete_object(Bucket=settings.s3_bucket, Key=here)
+    # WHEN two validators start, THEN one moves it, the other finds nothing to move
+    moved = snapshots.move_manifest(settings, s3, "users")
+    assert moved is not None and len(moved.segments) == 1
+    assert snapshots.move_manifest(settings, s3, "users") is None
+    listed = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=snapshots.prefix(settings, "users"))["Contents"]
+    assert all(o["Key"].endswith(".parquet") for o in listed)
+    assert _ages(settings, fs, snapshots.read_manifest(settings, s3, "users")) == {f"u{i:06d}": 20 for i in range(5)}

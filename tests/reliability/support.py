@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from playcount.cli import generate
 from playcount.core import aws, keys, lake, ledger
 from playcount.core.config import Settings
+from playcount.core.kpis import RANKING_CHUNK
 from playcount.core.pipeline import counters, queue_depths
 from tests import oracle
 from tests.helpers import get_json, wait_for
@@ -296,6 +297,8 @@ def _table_problems(w: World, want: dict[str, dict[str, Any]]) -> list[str]:
         d = dt.date.fromisoformat(day)
         want_day = {keys.genre_rank_sk(r["rank"]) for r in exp["top_genres"]}
         want_day |= {keys.hour_sk(h) for h in exp["hours"]} | {keys.HEAD_SK}
+        chunks = -(-len(exp["genres"]) // RANKING_CHUNK)  # the full ranking's items
+        want_day |= {keys.ranking_sk(c) for c in range(chunks)}
         got_day = stored.pop(keys.day_pk(d), set()) - {keys.LOCK_SK}
         if got_day != want_day:
             problems.append(
@@ -309,6 +312,14 @@ def _table_problems(w: World, want: dict[str, dict[str, Any]]) -> list[str]:
                 problems.append(
                     f"{day} {genre}: items extra {sorted(got_g - want_g)}, missing {sorted(want_g - got_g)}"
                 )
+            trend = stored.get(keys.trend_pk(genre), set())
+            if keys.trend_sk(d) not in trend:
+                problems.append(f"{day} {genre}: no trend item")
+            trend.discard(keys.trend_sk(d))
+    # a trend item of a (genre, day) nobody expects: not removed when its genre left the day
+    stale_trends = sorted((pk, sk) for pk, sks in stored.items() if pk.startswith(keys.TREND_PK_PREFIX) for sk in sks)
+    if stale_trends:
+        problems.append(f"trend items nobody expects: {stale_trends[:10]}")
     leftovers = sorted(pk for pk in stored if pk.startswith(("GENRE#", "DATE#")))
     if leftovers:
         problems.append(f"KPI partitions nobody expects: {leftovers[:10]}")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from playcount.api import cursors
 from playcount.api.trends import unsettled
 from playcount.core import aws, keys
 from playcount.core.kpis import RANKING_CHUNK, DayKpis, GenreDay, GenreRank, SongRank, TrendDay
@@ -70,7 +71,7 @@ def test_a_trend_costs_two_queries_whatever_its_range(settings, fresh_written, s
     # GIVEN an API without a cache (every request reads DynamoDB)
     api = serve(settings.model_copy(update={"api_cache_seconds": 0.0})).url
     genre = fresh_written.expected[DAY1]["top_genres"][0]["genre"]
-    for first, last in ((DAY1, DAY1), ("2024-06-26", DAY2)):  # one day, and 366 days
+    for first, last in ((DAY1, DAY1), ("2024-06-25", DAY2)):  # one day, and 366 days (both ends included)
         before = _dynamodb_calls()
         # WHEN it serves a trend
         assert httpx.get(f"{api}/genres/{genre}/days", params={"from": first, "to": last}).status_code == 200
@@ -280,6 +281,10 @@ def test_unknown_genres_bad_cursors_and_limits_are_4xx(shared_api):
     for limit in (0, 501, "x"):
         assert httpx.get(f"{shared_api}/days/{DAY1}/genres", params={"limit": limit}).status_code == 422
     assert httpx.get(f"{shared_api}/days/1999-01-01/genres").status_code == 404
+    # a cursor past the day's last genre (which the API never issues) finds nothing
+    version = httpx.get(f"{shared_api}/days/{DAY1}/genres").json()["version"]
+    past = cursors.encode(cursors.Page(version, 1000))
+    assert httpx.get(f"{shared_api}/days/{DAY1}/genres", params={"cursor": past}).status_code == 404
     assert httpx.get(f"{shared_api}/days", params={"format": "xml"}).status_code == 422
 
 

@@ -33,6 +33,7 @@ def sandbox_settings(endpoint: str, work_dir: Path, **overrides: Any) -> Setting
         "SPARK_MASTER": "local[2]",
         "RUNNER_BATCH_WINDOW_SECONDS": "0.2",
         "API_CACHE_SECONDS": "0.5",
+        "API_STATUS_SECONDS": "0.5",
     }
     return load_settings(env, **overrides)
 

@@ -124,6 +124,8 @@ def _merge(s: Settings, fs: Any, kind: Kind, run: Sequence[Segment]) -> Segment:
 
 def _delete_orphans(s: Settings, s3: Any, manifest: Manifest, now: float) -> None:
     """Delete segment objects no manifest lists (a writer died before its manifest), once old enough."""
+    if manifest.etag is None:  # no manifest read: an empty `known` would make every segment an orphan
+        return
     known = {seg.key for seg in manifest.segments} | {r.key for r in manifest.retired}
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=s.s3_bucket, Prefix=prefix(s, manifest.kind))
     for page in pages:

@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_key: str | None = None
     api_read_key: str | None = None
+    # a KPI body is never served more than this long after the read that produced it began, so a
+    # newly applied version is served within it; revalidating costs one HEAD read per date, not per request
     api_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    # the pipeline status (two SQS calls per queue and a DynamoDB query) is read at most this often
+    api_status_seconds: float = Field(default=2.0, ge=0, le=300)
     api_max_body_bytes: int = Field(default=64 << 10, ge=0, le=16 << 20)  # no route reads a body; 413 above
 
     metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -123,7 +123,10 @@ def segment_key(s: Settings, kind: Kind, seq: int, name: str) -> str:
 
 def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
     """The current manifest (an empty one, with no ETag, when the kind has no catalog yet)."""
-    for key, moving in ((manifest_key(s, kind), False), (first_manifest_key(s, kind), True)):
+    # the new key is asked again last: a move (new key put, then the first one deleted) may land
+    # between the first two reads, and must not look like a kind without a catalog
+    here, first = manifest_key(s, kind), first_manifest_key(s, kind)
+    for key, moving in ((here, False), (first, True), (here, False)):
         try:
             response = s3.get_object(Bucket=s.s3_bucket, Key=key)
         except ClientError as exc:
@@ -352,6 +355,20 @@ def replace_catalog(s: Settings, s3: Any, fs: Any, kind: Kind, table: pa.Table, 
     now = time.time()
     retired = (*current.retired, *(Retired(seg.key, now) for seg in current.segments))
     return write_manifest(s, s3, Manifest(kind, (segment,), retired=retired), replaces=current)
+
+
+def move_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest | None:
+    """Move a manifest kept where manifests were first kept to its own key (None: nothing to move).
+
+    Conditional like every manifest write: of two validators starting together, one moves it.
+    """
+    current = read_manifest(s, s3, kind)
+    if not current.moving:
+        return None
+    try:
+        return write_manifest(s, s3, current, replaces=current)
+    except CatalogConflict:
+        return None
 
 
 def legacy_key(s: Settings, kind: Kind) -> str:

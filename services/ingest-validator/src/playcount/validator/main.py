@@ -37,6 +37,9 @@ def build_validator(settings: Settings) -> Validator:
         adopted = snapshots.adopt_legacy(settings, validator.s3, validator.fs, kind)
         if adopted is not None:
             log.info("catalog.adopted_legacy_snapshot", kind=kind, rows=adopted.rows)
+        moved = snapshots.move_manifest(settings, validator.s3, kind)
+        if moved is not None:
+            log.info("catalog.manifest_moved", kind=kind, key=snapshots.manifest_key(settings, kind))
     return validator
 
 

@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None, *, history: History | None = No
             stack.callback(app.state.sqs.close)
             app.state.store = KpiStore(ddb, settings.dynamodb_table_name)
             app.state.versions = DateVersions(ddb, settings.dynamodb_table_name, settings.api_cache_seconds / 4)
-            app.state.probe = StatusProbe(settings, app.state.store, app.state.sqs, app.state.cache)
+            app.state.probe = StatusProbe(
+                settings, app.state.store, app.state.sqs, TtlCache(settings.api_status_seconds)
+            )
             await stack.enter_async_context(sampling(app.state.history, app.state.probe.read))
             # what start-up built lives as long as the process: keep it out of the collector's
             # full passes, whose pauses land on the requests in flight (p99)

@@ -26,6 +26,8 @@ import structlog
 log = structlog.get_logger(__name__)
 
 Loader = Callable[[], Awaitable[Any]]
+# a value past this part of its lifetime is refreshed in the background on its next lookup
+REFRESH_AT = 0.5
 Revalidator = Callable[[Any], Awaitable[float | None]]
 
 
@@ -51,7 +53,7 @@ class TtlCache:
             age = self.clock() - hit[0]
             if age < self.ttl:
                 self.hits += 1
-                if age >= self.ttl / 2 and key not in self._inflight:
+                if age >= self.ttl * REFRESH_AT and key not in self._inflight:
                     self.refreshes += 1
                     self._start(key, load, revalidate, hit[1])
                 return hit[1]

@@ -1,8 +1,8 @@
 """The pipeline's state as the API reports it: counters, queue and DLQ depths, idle, freshness.
 
 One read costs one DynamoDB query and two SQS calls per queue; `/pipeline/status`, `/metrics`
-and the history sampler share it through the cache, so it is read at most once per
-API_CACHE_SECONDS however many clients poll.
+and the history sampler share it through its own cache, so it is read at most once per
+API_STATUS_SECONDS (2 s) however many clients poll, whatever API_CACHE_SECONDS the KPIs use.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ when every catalogue entry that names the genre has its trend item:
 - an entry that names the genre without an item means an apply under way removed it;
 
 either way the read is retried after a short pause, and answers 503 with Retry-After when the
-apply stays unfinished (`versions.DateBeingUpdated`), as a date's own lookups do. A date's
-entry written before trend items existed (no `trend_items` flag) is not checked, and the date
-is absent from trends until it is recomputed.
+apply stays unfinished (`versions.DateBeingUpdated`), as a date's own lookups do. A date whose
+entry was written before trend items existed (no `trend_items` flag) has no items: it is absent
+from trends until it is recomputed, and an item that appears for it is an apply under way.
 """
 
 from __future__ import annotations

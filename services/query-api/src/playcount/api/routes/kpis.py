@@ -147,7 +147,7 @@ async def ranking(
     async def load() -> tuple[Encoded | None, set[int]]:
         chunks = (page.offset // RANKING_CHUNK, (page.offset + limit - 1) // RANKING_CHUNK)
         found, versions = await reads.store.ranking(date, *chunks)
-        if found is None:
+        if found is None or page.offset >= found.total:
             return None, versions
         first = chunks[0] * RANKING_CHUNK
         genres = found.genres[page.offset - first : page.offset - first + limit]
@@ -187,7 +187,7 @@ async def trend(
 
     async def load() -> Encoded | None:
         days = await whole_trend(reads.store, genre, first, last)
-        # two queries whatever the range; an empty one asks (through the cache) whether the genre exists
+        # two queries whatever the range; an empty range also asks the days list (cached) whether the genre exists
         if not days and genre not in {g for d in await _days(reads, DateRange(None, None)) for g in d.genres}:
             return None
         return encode(

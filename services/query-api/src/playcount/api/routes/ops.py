@@ -47,7 +47,7 @@ async def ready(store: StoreDep) -> Health:
 async def metrics(probe: ProbeDep, cache: CacheDep) -> Response:
     """Prometheus text format: requests and latencies per route; queue, DLQ, counter and freshness gauges.
 
-    The pipeline gauges are refreshed at each scrape (from a status at most API_CACHE_SECONDS old);
+    The pipeline gauges are refreshed at each scrape (from a status at most API_STATUS_SECONDS old);
     when AWS cannot be reached they keep their last values and `playcount_api_pipeline_status_up` is 0.
     """
     telemetry.publish_cache(cache)
@@ -60,7 +60,7 @@ async def metrics(probe: ProbeDep, cache: CacheDep) -> Response:
 
 @router.get("/pipeline/status", response_model=PipelineStatus, dependencies=[ReadAccess], responses=COMMON_ERRORS)
 async def pipeline_status(probe: ProbeDep) -> PipelineStatus:
-    """Counters, queue and DLQ depths, idle flag and freshness lag (at most API_CACHE_SECONDS old)."""
+    """Counters, queue and DLQ depths, idle flag and freshness lag (at most API_STATUS_SECONDS old)."""
     return await probe.read()
 
 

@@ -3,49 +3,17 @@
 // test waits on these), and <body data-ready> lists the cards rendered so far.
 "use strict";
 
-const COLORS = {
-  green: "#34d399", rose: "#fb7185", amber: "#fbbf24", sky: "#38bdf8",
-  violet: "#a78bfa", indigo: "#818cf8", muted: "#8b96b5", line: "#24304f",
-};
 const STATUS_EVERY_MS = 2000;
 const DAY_EVERY_MS = 15000;
 const FRESHNESS_ALONE_S = 120;  // one measurement: two minutes around it
 const SAMPLES_ALONE_S = 10;  // one status sample, just after the API started
 const CLOCK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
-Chart.defaults.color = COLORS.muted;
-Chart.defaults.borderColor = COLORS.line;
-Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-Chart.defaults.plugins.legend.labels.boxWidth = 12;
-Chart.defaults.plugins.legend.labels.boxHeight = 12;
-Chart.defaults.maintainAspectRatio = false;
+const state = { day: null, genre: null };
 
-const $ = (id) => document.getElementById(id);
-const fmt = new Intl.NumberFormat("en-US");
-const state = { key: localStorage.getItem("playcount-api-key") || "", day: null, genre: null };
+// ---- the API key (pages.js) ---------------------------------------------------------------
 
-// ---- fetching -------------------------------------------------------------------------------
-
-class Unauthorized extends Error {}
-
-async function api(path) {
-  const headers = state.key ? { "X-API-Key": state.key } : {};
-  const response = await fetch(path, { headers });
-  if (response.status === 401) throw new Unauthorized(path);
-  if (response.status === 404) return null;
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
-  return response.json();
-}
-
-function askForKey() {
-  $("key-form").hidden = false;
-}
-
-$("key-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  state.key = $("key-input").value.trim();
-  localStorage.setItem("playcount-api-key", state.key);
-  $("key-form").hidden = true;
+onKeyEntered(() => {
   refreshStatus();
   refreshDays();
 });

@@ -5,9 +5,6 @@
 // cards rendered (the browser test waits on it). Under each chart, a link to the API call behind it.
 "use strict";
 
-const COLORS = {
-  green: "#34d399", indigo: "#818cf8", muted: "#8b96b5", line: "#24304f", other: "#46506e",
-};
 // distinct hues for the genres of the shares chart, given out in the legend's order
 const GENRE_COLORS = [
   "#818cf8", "#34d399", "#fbbf24", "#fb7185", "#38bdf8", "#c084fc", "#f472b6", "#2dd4bf",
@@ -19,21 +16,11 @@ const DEFAULT_DAYS = 30; // the default range: this many of the latest days with
 const MAX_DAYS = 366; // the trend endpoint's longest range (inclusive)
 const CARDS = ["trend", "shares", "heatmap"];
 
-Chart.defaults.color = COLORS.muted;
-Chart.defaults.borderColor = COLORS.line;
-Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-Chart.defaults.plugins.legend.labels.boxWidth = 12;
-Chart.defaults.plugins.legend.labels.boxHeight = 12;
-Chart.defaults.maintainAspectRatio = false;
-
-const $ = (id) => document.getElementById(id);
-const fmt = new Intl.NumberFormat("en-US");
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 const percent = (share) => `${(share * 100).toFixed(1)}%`;
 const short = (n) => (n >= 100_000 ? compact : fmt).format(n); // what fits a heatmap cell
 
 const state = {
-  key: localStorage.getItem("playcount-api-key") || "",
   withData: new Set(), // ISO dates with KPIs
   listens: new Map(), // ISO date -> the day's listens
   genres: [],
@@ -41,38 +28,9 @@ const state = {
   shares: new Map(), // ISO date -> that day's ranking (as the API answered it)
 };
 
-// ---- fetching -------------------------------------------------------------------------------
+// ---- the API key (pages.js) ---------------------------------------------------------------
 
-class Unauthorized extends Error {}
-
-class ApiError extends Error {
-  constructor(path, status, detail) {
-    super(`${path}: HTTP ${status}${detail ? ` (${detail})` : ""}`);
-    this.status = status;
-  }
-}
-
-/** The JSON body at `path` (relative to the page), null for a 404. */
-async function api(path) {
-  const headers = state.key ? { "X-API-Key": state.key } : {};
-  const response = await fetch(path, { headers });
-  if (response.status === 401) throw new Unauthorized(path);
-  if (response.status === 404) return null;
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || "");
-    throw new ApiError(path, response.status, detail);
-  }
-  return response.json();
-}
-
-$("key-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  state.key = $("key-input").value.trim();
-  localStorage.setItem("playcount-api-key", state.key);
-  $("key-form").hidden = true;
-  start();
-});
+onKeyEntered(start);
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -130,7 +88,7 @@ function setLink(id, path) {
 }
 
 function failed(card, ticket, err) {
-  if (err instanceof Unauthorized) $("key-form").hidden = false;
+  if (err instanceof Unauthorized) askForKey();
   const note = err instanceof Unauthorized ? "reads need an API key (above)" : `the API failed: ${err.message}`;
   finish(card, ticket, note);
 }
@@ -454,7 +412,7 @@ async function start() {
     state.listens = new Map(days.days.map((d) => [d.date, d.listens ?? d.events]));
     state.genres = genres.genres;
   } catch (err) {
-    if (err instanceof Unauthorized) $("key-form").hidden = false;
+    if (err instanceof Unauthorized) askForKey();
     $("range-meta").textContent = err instanceof Unauthorized ? "reads need an API key" : `the API failed: ${err.message}`;
     return;
   }
