@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
+import os
 import shutil
 import sys
 import threading
@@ -193,3 +195,23 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def page_done(tmp_path: Path) -> Callable[[Any, str, str], None]:
+    """`done(browser, name, keep_variable)`: the page logged no error (a script or style the
+    Content-Security-Policy refused would show there), then a whole-page screenshot, copied to the
+    path in the environment variable `keep_variable` when it is set (how docs/*.png are made)."""
+
+    def done(browser: Any, name: str, keep_variable: str) -> None:
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, json.dumps(errors, indent=1)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1440, height + 140)
+        shot = tmp_path / f"{name}.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        keep = os.environ.get(keep_variable)
+        if keep:
+            shutil.copyfile(shot, keep)
+
+    return done

@@ -6,9 +6,7 @@ Set PLAYCOUNT_DASHBOARD_SCREENSHOT=<path.png> to keep the screenshot (docs/dashb
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 
 import httpx
 import pytest
@@ -50,7 +48,7 @@ def _activity(settings, api: str, steps: int = 6) -> None:
         )
 
 
-def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written, serve, browser, tmp_path):
+def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written, serve, browser, page_done):
     # GIVEN two days of KPIs, the latest at a version as the runners number them (a counter started
     # from the clock in microseconds), files flowing through the ledger, a dead letter, an API sampling fast
     day = fresh_written.days[-1]
@@ -106,17 +104,8 @@ def test_dashboard_renders_every_chart_from_the_live_api(settings, fresh_written
     assert stamp.get_attribute("title").startswith(f"version {version} · computed at ")
     queues = browser.execute_script(chart, "chart-queues")
     assert queues["labels"] == ["s3-events", "validated", "kpi-results"] and queues["datasets"][2]["data"][1] == 1
-    # AND the page logged no errors
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-    assert not errors, json.dumps(errors, indent=1)
-
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1440, height + 140)  # the whole page, for the screenshot
-    shot = tmp_path / "dashboard.png"
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    keep = os.environ.get("PLAYCOUNT_DASHBOARD_SCREENSHOT")
-    if keep:
-        shutil.copyfile(shot, keep)
+    # AND the page logged no errors; the screenshot
+    page_done(browser, "dashboard", "PLAYCOUNT_DASHBOARD_SCREENSHOT")
 
 
 def test_one_freshness_measurement_gets_an_axis_of_minutes_not_years(settings, serve, browser):

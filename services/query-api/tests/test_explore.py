@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 from typing import Any
 from urllib.parse import quote
 
@@ -99,7 +97,7 @@ def _check_trend(browser, api: str, genre: str, first: str, last: str, with_data
     assert data["datasets"][1]["data"] == expected("unique_listeners")
 
 
-def test_explorer_charts_show_the_apis_figures_and_link_its_calls(fresh_written, serve, browser, tmp_path):
+def test_explorer_charts_show_the_apis_figures_and_link_its_calls(fresh_written, serve, browser, page_done):
     # GIVEN KPIs of 15 days written by the writer (the fixture's two, 13 before them), with a gap
     for kpis in _listens_over(EARLIER).values():
         fresh_written.apply(kpis)
@@ -165,17 +163,8 @@ def test_explorer_charts_show_the_apis_figures_and_link_its_calls(fresh_written,
         csv = httpx.get(browser.find_element("id", f"link-{card}-csv").get_attribute("href"))
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv"), card
 
-    # AND the page logged no errors (a refused script or style would show here)
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-    assert not errors, json.dumps(errors, indent=1)
-
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1440, height + 140)  # the whole page, for the screenshot
-    shot = tmp_path / "explore.png"
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    keep = os.environ.get("PLAYCOUNT_EXPLORE_SCREENSHOT")
-    if keep:
-        shutil.copyfile(shot, keep)
+    # AND the page logged no errors; the screenshot
+    page_done(browser, "explore", "PLAYCOUNT_EXPLORE_SCREENSHOT")
 
     # WHEN an analyst picks another genre, a narrower range, and a week with the gap in it
     other = sorted(set(listens) - {top})[0]
