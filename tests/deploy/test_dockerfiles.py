@@ -257,18 +257,28 @@ def test_image_installs_its_own_closure_and_nothing_else(name: str, installed_by
     )
 
 
+def _guarded_part(node: ast.If | ast.Try) -> list[ast.AST]:
+    """What is not imported at run time: an `if TYPE_CHECKING` block, or the body of an optional import."""
+    return [node] if isinstance(node, ast.If) else list(node.body)
+
+
 def _runtime_imports(paths: list[str]) -> set[str]:
-    """Top-level modules the code imports at run time (TYPE_CHECKING blocks excluded)."""
+    """Top-level modules the code imports at run time (TYPE_CHECKING blocks excluded, and optional
+    imports: the body of a `try` that handles ImportError, as `playcount sql` does for DuckDB)."""
     found: set[str] = set()
     for base in paths:
         for file in (ROOT / base).rglob("*.py"):
             tree = ast.parse(file.read_text())
-            skip = {
-                id(n)
+            guarded = [
+                node
                 for node in ast.walk(tree)
-                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                for n in ast.walk(node)
-            }
+                if (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
+                or (
+                    isinstance(node, ast.Try)
+                    and any(h.type is not None and "ImportError" in ast.unparse(h.type) for h in node.handlers)
+                )
+            ]
+            skip = {id(n) for node in guarded for part in _guarded_part(node) for n in ast.walk(part)}
             for node in ast.walk(tree):
                 if id(node) in skip:
                     continue

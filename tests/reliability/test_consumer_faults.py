@@ -116,8 +116,11 @@ async def test_queue_outage_is_logged_reported_and_survived(settings: Settings):
         failures = [e for e in outage if e["event"] == "consumer.queue_unreachable"]
         assert sorted(bodies) == ["before", "during-1", "during-2"]
         assert len(failures) >= 2, "it must keep retrying during the outage"
-        delays = [e["retry_in_s"] for e in failures]
-        assert all(0 < d <= 10 for d in delays) and delays[-1] >= delays[0] / 2, delays
+        # the waits follow the backoff: failure n waits between half and all of 0.5 s doubling to 10 s
+        assert [e["failures"] for e in failures] == list(range(1, len(failures) + 1)), failures
+        ceilings = [0.5, 1.0, 2.0, 4.0, 8.0] + [10.0] * len(failures)
+        for e, ceiling in zip(failures, ceilings, strict=False):
+            assert ceiling / 2 - 0.01 <= e["retry_in_s"] <= ceiling + 0.01, (e["failures"], e["retry_in_s"])
         assert any(e["event"] == "consumer.reconnected" for e in logs)
         assert any(e["event"] == "aws.unreachable" for e in logs), "each failed attempt is logged"
         assert task.exception() is None

@@ -14,8 +14,19 @@ from playcount.core.resources import S3_EVENTS, VALIDATED, resources
 from playcount.core.worker import backlog_of
 
 
+async def _taken(direct, url: str, timeout: float = 10.0) -> None:
+    """Until the consumer has received every message sent (none is visible on the queue)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        attributes = direct.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        if attributes["Attributes"]["ApproximateNumberOfMessages"] == "0":
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the consumer never received the message"
+        await asyncio.sleep(0.02)
+
+
 async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
-    """Send `a`, then `b` 1.5 s later; return the batches the consumer handled."""
+    """Send `a`; once it is received, `b` 1 s later; return the batches the consumer handled."""
     direct = aws.client(settings, "sqs")
     spec = resources(settings)
     url = aws.queue_url(direct, spec.queue(VALIDATED).name)
@@ -41,9 +52,10 @@ async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
         direct.send_message(QueueUrl=url, MessageBody="a")
-        await asyncio.sleep(1.5)
+        await _taken(direct, url)
+        await asyncio.sleep(1.0)  # the scenario: b arrives well after the 0.3 s batch window closed
         direct.send_message(QueueUrl=url, MessageBody="b")
-        await asyncio.sleep(0.5)
+        await _taken(direct, url)
         if upstream_backlog:  # the validator takes the last file
             got = direct.receive_message(QueueUrl=upstream, VisibilityTimeout=60)["Messages"]
             direct.delete_message(QueueUrl=upstream, ReceiptHandle=got[0]["ReceiptHandle"])
@@ -55,7 +67,7 @@ async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
 
 
 async def test_a_batch_gathers_while_files_wait_upstream(settings):
-    # GIVEN a file waiting on the validator's queue, WHEN two validated messages arrive 1.5 s apart
+    # GIVEN a file waiting on the validator's queue, WHEN two validated messages arrive 1 s apart
     # THEN they are handled in one batch (one recomputation, not two)
     assert await _batches_seen(settings, upstream_backlog=True) == [["a", "b"]]
 

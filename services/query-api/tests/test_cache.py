@@ -31,12 +31,16 @@ class Source:
         self.delay = delay
         self.calls = 0
         self.fail = False
+        self.started = asyncio.Event()  # set when a load starts
+        self.loaded = asyncio.Event()  # set when a load returns (its value is stored right after)
 
     async def load(self) -> object:
         self.calls += 1
+        self.started.set()
         await asyncio.sleep(self.delay)
         if self.fail:
             raise RuntimeError("DynamoDB is down")
+        self.loaded.set()
         return self.value
 
 
@@ -50,11 +54,13 @@ async def test_past_half_its_lifetime_a_value_is_served_and_refreshed_in_the_bac
     (cache, clock), source = cache_with_clock(ttl=2.0), Source(delay=0.05)
     await cache.get("k", source.load)
     source.value = "v2"
+    source.loaded.clear()
     clock.now += 1.2
     # the clients are answered at once from the cache, while one reload starts
     assert await cache.get("k", source.load) == "v1"
     assert await cache.get("k", source.load) == "v1"
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(source.loaded.wait(), 5)
+    await asyncio.sleep(0)  # the refresh stores its value as soon as the load returns
     assert source.calls == 2 and cache.refreshes == 1
     assert await cache.get("k", source.load) == "v2"
     # and the new value's lifetime counts from when its read started
@@ -80,7 +86,7 @@ async def test_a_client_going_away_does_not_cancel_the_load_for_the_others():
     cache, source = TtlCache(ttl=5.0), Source(delay=0.1)
     first = asyncio.ensure_future(cache.get("k", source.load))
     second = asyncio.ensure_future(cache.get("k", source.load))
-    await asyncio.sleep(0.02)
+    await asyncio.wait_for(source.started.wait(), 5)  # the shared load has started
     first.cancel()
     assert await second == "v1" and source.calls == 1
 

@@ -15,6 +15,9 @@ from playcount.core import aws, http
 from playcount.core.config import Settings
 from playcount.core.pipeline import counters, queue_depths, wait_until_idle
 
+# a question for the lake, printed for the user to try (a constant: nothing is built from input)
+SQL_EXAMPLE = '"SELECT listen_date, count(*) AS listens FROM events GROUP BY 1 ORDER BY 1"'
+
 
 def _say(text: str) -> None:
     print(f"[demo] {text}", file=sys.stderr, flush=True)
@@ -66,7 +69,7 @@ def run(
         f"  {api}/days/{dates[-1].isoformat()}/hours\n"
         f"  {api}/genres/{urllib.parse.quote(genre, safe='')}/days?from={dates[0]}&to={dates[-1]}&format=csv\n"
         f"  {api}/days/{dates[-1].isoformat()}/genres\n"
-        f'  playcount sql "SELECT listen_date, count(*) FROM events GROUP BY 1 ORDER BY 1"\n'
+        f"  playcount sql {SQL_EXAMPLE}\n"
         f"  {api}/genres   {api}/days   {api}/pipeline/status\n"
         f"  {api}/dashboard   {api}/explore   {api}/docs   {api}/metrics\n",
         flush=True,

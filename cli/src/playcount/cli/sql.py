@@ -31,10 +31,14 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from typing import Any, TextIO
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 from botocore.exceptions import BotoCoreError, ClientError
+
+try:
+    import duckdb
+except ImportError:  # an optional extra (playcount-cli[sql]): the service images carry no DuckDB
+    duckdb = None  # type: ignore[assignment]
 
 from playcount.core import aws, lake, snapshots
 from playcount.core.config import Settings, load_settings
@@ -229,6 +233,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
+    if duckdb is None:
+        return _fail("DuckDB is not installed here: pip install 'playcount-cli[sql]'", 1)
     settings = load_settings()
     try:
         st = statement(args.query)

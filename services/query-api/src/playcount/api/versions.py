@@ -32,8 +32,11 @@ from playcount.api.telemetry import DYNAMODB, MIXED_READS
 from playcount.core import keys
 
 T = TypeVar("T")
-# pauses between attempts at a whole version, seconds: a 16-genre apply takes well under one
-RETRY_PAUSES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.2)
+# pauses between attempts at a whole version, seconds: short first (an apply about to commit),
+# then every 0.25 s for about 3 s, so that one of them falls between two applies of a date that is
+# recomputed back to back (each apply holds the date for its writes; a 16-genre apply takes well
+# under a second), instead of a few late attempts that an apply can cover
+RETRY_PAUSES = (0.02, 0.05, 0.1, 0.15, *(0.25,) * 11)
 
 
 class DateBeingUpdated(Exception):
