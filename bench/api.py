@@ -167,29 +167,24 @@ def _warm(port: int, paths: list[str]) -> None:
             client.get(path).raise_for_status()
 
 
-def _cache_lookups(port: int) -> dict[str, float]:
-    """The API's cache counters, from /metrics."""
+def _samples(port: int, metric: str) -> dict[str, float]:
+    """The API's samples of `metric` from /metrics, by the value of their first label."""
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("playcount_api_cache_lookups{"):
-            outcome = line.split('"')[1]
-            out[outcome] = float(line.rsplit(" ", 1)[1])
-    return out
+    return {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(metric + "{")
+    }
+
+
+def _cache_lookups(port: int) -> dict[str, float]:
+    """The API's cache counters: hit, miss, load, revalidated."""
+    return _samples(port, "playcount_api_cache_lookups")
 
 
 def _dynamodb_calls(port: int) -> float:
-    """The API's DynamoDB calls so far, every operation (its own counter in /metrics)."""
-    import httpx
-
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("playcount_api_dynamodb_seconds_count{")
-    )
+    """The API's DynamoDB calls so far, every operation."""
+    return sum(_samples(port, "playcount_api_dynamodb_seconds_count").values())
 
 
 def _requests_per_call(port: int, paths: list[str]) -> float:

@@ -313,9 +313,9 @@ def _table_problems(w: World, want: dict[str, dict[str, Any]]) -> list[str]:
                     f"{day} {genre}: items extra {sorted(got_g - want_g)}, missing {sorted(want_g - got_g)}"
                 )
             trend = stored.get(keys.trend_pk(genre), set())
-            if keys.trend_sk(d) not in trend:
+            if keys.date_sk(d) not in trend:
                 problems.append(f"{day} {genre}: no trend item")
-            trend.discard(keys.trend_sk(d))
+            trend.discard(keys.date_sk(d))
     # a trend item of a (genre, day) nobody expects: not removed when its genre left the day
     stale_trends = sorted((pk, sk) for pk, sks in stored.items() if pk.startswith(keys.TREND_PK_PREFIX) for sk in sks)
     if stale_trends:

@@ -327,7 +327,7 @@ def test_a_trend_over_an_unfinished_apply_is_a_503_not_a_mix(settings, fresh_wri
     # GIVEN a trend item of a version whose apply has not finished (its catalogue entry is older)
     genre = fresh_written.expected[DAY1]["top_genres"][0]["genre"]
     ddb = aws.client(settings, "dynamodb")
-    key = {"pk": {"S": keys.trend_pk(genre)}, "sk": {"S": keys.trend_sk(dt.date.fromisoformat(DAY1))}}
+    key = {"pk": {"S": keys.trend_pk(genre)}, "sk": {"S": keys.date_sk(dt.date.fromisoformat(DAY1))}}
     ddb.update_item(
         TableName=settings.dynamodb_table_name,
         Key=key,

@@ -175,12 +175,8 @@ def ranking_sk(chunk: int) -> str:
 
 
 def trend_pk(genre: str) -> str:
-    """A genre's trend partition: one item per date (`trend_sk`), so a range is one query."""
+    """A genre's trend partition: one item per date (sort key `date_sk`), so a range is one query."""
     return f"{TREND_PK_PREFIX}{check_genre(genre)}"
-
-
-def trend_sk(day: dt.date) -> str:
-    return f"DATE#{day.isoformat()}"
 
 
 def hour_sk(hour: int) -> str:
@@ -189,7 +185,8 @@ def hour_sk(hour: int) -> str:
     return f"{HOUR_PREFIX}{hour:02d}"
 
 
-def catalog_day_sk(day: dt.date) -> str:
+def date_sk(day: dt.date) -> str:
+    """The sort key of a date's item in a partition of dates (the days catalogue, a genre's trend)."""
     return f"DATE#{day.isoformat()}"
 
 

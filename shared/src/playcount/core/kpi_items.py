@@ -75,7 +75,7 @@ def trend_item(kpis: DayKpis, genre: GenreDay, rank: int) -> Item:
     return _stamp(
         {
             "pk": keys.trend_pk(genre.genre),
-            "sk": keys.trend_sk(kpis.date),
+            "sk": keys.date_sk(kpis.date),
             "genre": genre.genre,
             "date": kpis.date.isoformat(),
             "listen_count": genre.listen_count,

@@ -101,7 +101,7 @@ def stored_keys(
     # a genre's trend partition holds all its dates: only this date's item is read
     partitions: list[tuple[str, str | None]] = [(keys.day_pk(day), None)]
     partitions += [(keys.genre_day_pk(g, day), None) for g in genres]
-    partitions += [(keys.trend_pk(g), keys.trend_sk(day)) for g in genres]
+    partitions += [(keys.trend_pk(g), keys.date_sk(day)) for g in genres]
     found = {k for part in pool.map(lambda p: _query_keys(ddb, table, *p), partitions) for k in part}
     return {k for k in found if _is_kpi_key(k)} | set(prior.manifest or ()), len(partitions)
 
@@ -109,12 +109,11 @@ def stored_keys(
 def _put_catalogue(ddb: Any, table: str, kpis: DayKpis) -> None:
     item: dict[str, Any] = {
         "pk": keys.CATALOG_DAYS_PK,
-        "sk": keys.catalog_day_sk(kpis.date),
+        "sk": keys.date_sk(kpis.date),
         "version": kpis.version,
         "computed_at": kpis.computed_at.isoformat(),
         "date": kpis.date.isoformat(),
         "events": kpis.events,
-        "listens": kpis.events,
         "trend_items": True,  # the date's genres have trend items (`kpi_items.trend_item`)
     }
     if kpis.unique_listeners is not None:

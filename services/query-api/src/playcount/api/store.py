@@ -106,12 +106,12 @@ class KpiStore:
     async def trend(self, genre: str, first: dt.date, last: dt.date) -> list[TrendDay]:
         """The genre's trend items from `first` to `last` (one query, a page per 1 MB)."""
         return parse_trend(
-            await self._query(keys.trend_pk(genre), sk_between=(keys.trend_sk(first), keys.trend_sk(last)))
+            await self._query(keys.trend_pk(genre), sk_between=(keys.date_sk(first), keys.date_sk(last)))
         )
 
     async def days(self, first: dt.date | None = None, last: dt.date | None = None) -> list[dict[str, Any]]:
         """The catalogue's entries, from `first` to `last` when given."""
-        between = (keys.catalog_day_sk(first or dt.date.min), keys.catalog_day_sk(last or dt.date.max))
+        between = (keys.date_sk(first or dt.date.min), keys.date_sk(last or dt.date.max))
         return await self._query(keys.CATALOG_DAYS_PK, sk_between=between)
 
     async def ping(self) -> None:

@@ -210,7 +210,7 @@ async def _days(reads: ReadsDep, span: DateRange) -> list[DayEntry]:
                 version=int(i["version"]),
                 computed_at=i.get("computed_at"),
                 events=int(i.get("events", 0)),
-                listens=int(i.get("listens", i.get("events", 0))),
+                listens=int(i.get("events", 0)),  # every distinct event of the day is a listen
                 unique_listeners=int(i["unique_listeners"]) if "unique_listeners" in i else None,
                 genres=sorted(i.get("genres", [])),
             )
