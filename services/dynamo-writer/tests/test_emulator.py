@@ -42,3 +42,53 @@ def test_a_conditional_write_is_atomic_under_concurrent_writers(settings, table)
     # THEN each time exactly one wins, as on DynamoDB (plain moto lets two win now and then;
     # `playcount.cli.emulator.serialize_dynamodb` is what makes this hold)
     assert doubles == []
+
+
+def _key(pk: str) -> dict:
+    return {"pk": {"S": pk}, "sk": {"S": "X"}}
+
+
+def _transact(ddb, table: str, *, fail: bool) -> None:
+    ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": {**_key("TX#new"), "v": {"N": "1"}}}},
+            {"Update": {"TableName": table, "Key": _key("TX#counted"), "UpdateExpression": "ADD n :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Delete": {"TableName": table, "Key": _key("TX#gone")}},
+            {"ConditionCheck": {"TableName": table, "Key": _key("TX#guard"),
+                                "ConditionExpression": "attribute_exists(pk)" if fail else "attribute_not_exists(pk)"}},
+        ]
+    )  # fmt: skip
+
+
+def _state(ddb, table: str) -> dict[str, dict | None]:
+    return {pk: ddb.get_item(TableName=table, Key=_key(pk)).get("Item") for pk in ("TX#new", "TX#counted", "TX#gone")}
+
+
+def test_a_transaction_is_all_or_nothing_on_the_emulator(ddb, table):
+    # GIVEN a table with other items (the emulator's transactions back up only the items they touch)
+    for i in range(50):
+        ddb.put_item(TableName=table, Item={**_key(f"OTHER#{i}"), "v": {"N": str(i)}})
+    ddb.put_item(TableName=table, Item={**_key("TX#counted"), "n": {"N": "5"}})
+    ddb.put_item(TableName=table, Item={**_key("TX#gone"), "v": {"S": "kept"}})
+    before = _state(ddb, table)
+
+    # WHEN a transaction's last action fails its condition
+    try:
+        _transact(ddb, table, fail=True)
+        raise AssertionError("the transaction should have been cancelled")
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "TransactionCanceledException"
+
+    # THEN none of its writes happened: the put, the increment and the delete are all undone
+    assert _state(ddb, table) == before
+    assert before["TX#new"] is None and before["TX#gone"] is not None
+
+    # AND the same transaction without the failing condition applies every action
+    _transact(ddb, table, fail=False)
+    after = _state(ddb, table)
+    assert after["TX#new"] == {**_key("TX#new"), "v": {"N": "1"}}
+    assert after["TX#counted"]["n"] == {"N": "6"}
+    assert after["TX#gone"] is None
+    others = [ddb.get_item(TableName=table, Key=_key(f"OTHER#{i}"))["Item"]["v"] for i in range(50)]
+    assert others == [{"N": str(i)} for i in range(50)]

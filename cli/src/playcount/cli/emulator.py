@@ -1,7 +1,7 @@
 """The embedded AWS emulator: moto in server mode, as a child process on a loopback port.
 
 `python -m playcount.cli.emulator [moto_server options]` is moto's server with one fidelity
-fix (`serialize_dynamodb`); `start` runs it.
+fix (`serialize_dynamodb`) and one cost fix (`journal_transactions`); `start` runs it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.error
+from typing import Any
 
 from playcount.core import http
 
@@ -88,8 +89,65 @@ def serialize_dynamodb() -> None:
     setattr(DynamoHandler, "call_action", one_at_a_time)  # noqa: B010
 
 
+def journal_transactions() -> None:
+    """Make a moto transaction back up the items it touches, not every table it touches.
+
+    moto deep-copies each table named in a TransactWriteItems, once per action, so that it can
+    put the copy back if an action fails: a 2-action transaction cost 11 ms with 100 items in
+    the table, 76 ms with 2,000 and 282 ms with 10,000, against 5 ms for a put (the ledger
+    marks every file this way, and DynamoDB requests are serialised). Here the tables are
+    passed by reference and a journal of the touched items' previous values restores them
+    when moto rolls back: the same all-or-nothing outcome, at the cost of the touched items.
+    Requests are serialised (`serialize_dynamodb`), so nothing else writes in between.
+    """
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    class ByReference:
+        """The `copy` module as moto's transaction sees it: a table is not copied."""
+
+        @staticmethod
+        def deepcopy(value: object, memo: dict[int, object] | None = None) -> object:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    transact = models.DynamoDBBackend.transact_write_items
+
+    def journalled(self: models.DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        journal = []
+        for action in transact_items:
+            _, op = next(iter(action.items()))
+            table = self.tables.get(op.get("TableName", ""))
+            key = op.get("Key") or op.get("Item") or {}
+            if table is None or table.hash_key_attr not in key:
+                continue  # moto rejects it before any write
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+            before = table.get_item(hash_value, range_value)
+            journal.append((table, hash_value, range_value, copy.deepcopy(before)))
+        models.copy = ByReference  # type: ignore[assignment]
+        try:
+            transact(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, before in reversed(journal):
+                table.delete_item(hash_value, range_value)
+                if before is not None:
+                    if range_value is None:
+                        table.items[hash_value] = before  # type: ignore[assignment]  # moto's own line
+                    else:
+                        table.items[hash_value][range_value] = before
+            raise
+        finally:
+            models.copy = copy
+
+    setattr(models.DynamoDBBackend, "transact_write_items", journalled)  # noqa: B010
+
+
 if __name__ == "__main__":
     from moto.server import main
 
     serialize_dynamodb()
+    journal_transactions()
     main()
