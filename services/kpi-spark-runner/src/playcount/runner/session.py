@@ -60,6 +60,9 @@ def spark_session(settings: Settings, app_name: str = "playcount-kpi-runner") ->
         # one batch's plan has ~100 generated classes, more than the default cache (100) holds:
         # every batch would recompile most of them
         .config("spark.sql.codegen.cache.maxEntries", "2000")
+        # off: pyspark records the Python call site of every DataFrame call for error messages,
+        # three more JVM round trips per call (a third of a small batch's plan-building time)
+        .config("spark.python.sql.dataFrameDebugging.enabled", "false")
     )
     if settings.lake_read_mode == "s3a":
         builder = _s3a(builder, settings)
