@@ -19,11 +19,12 @@ One Spark action per batch:
    (date, hour, track) (then per artist); unique counts are two-level aggregates. Top-N are a
    window (songs) or a `min` over (-listens, code) (artists, age groups);
 6. turn the few winning codes back into names by joining the small results with the batch's
-   codes, and collect: a few rows per (date, genre) and per (date, hour). Events never reach
-   the driver, so the same job runs unchanged on a cluster.
+   codes (in one partition the codes are the names: no join), and collect: a few rows per
+   (date, genre) and per (date, hour). Events never reach the driver, so the same job runs
+   unchanged on a cluster.
 
 Two layouts (`Plan`): a batch whose events fit in one task runs as one partition throughout,
-so it is one job with no broadcast; a larger batch is hash-partitioned by user (the per-user
+so it is one job of three stages with no broadcast; a larger batch is hash-partitioned by user (the per-user
 aggregates reuse that partitioning) into partitions sized from its input, and its coded
 metadata is broadcast when the catalog is small enough to bound it, or joined by shuffle.
 """
