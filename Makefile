@@ -1,7 +1,7 @@
 # The commands the README names. Each does its own set-up on a fresh machine.
 SHELL := /bin/bash
 VENV := .venv/bin
-SRC := shared/src services/ingest-validator/src services/kpi-spark-runner/src services/dynamo-writer/src services/query-api/src cli/src
+SRC := shared/src ops/src services/ingest-validator/src services/kpi-spark-runner/src services/dynamo-writer/src services/query-api/src cli/src devstack/src
 PYTEST_ARGS ?=
 ONLY ?=
 

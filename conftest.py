@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from playcount.cli import emulator as emu
-from playcount.cli.sandbox import sandbox_settings
-from playcount.cli.stack import Stack
-from playcount.core.bootstrap import bootstrap
-from playcount.core.config import Settings, load_settings
+from playcount.core.config import Settings
+from playcount.devstack import emulator as emu
+from playcount.devstack.sandbox import sandbox_settings
+from playcount.devstack.stack import Stack
+from playcount.ops.bootstrap import bootstrap
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,7 +57,7 @@ def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     started: list[Stack] = []
 
     def start(settings: Settings, services: tuple[str, ...] | None = None, **env: str) -> Stack:
-        from playcount.cli.stack import SERVICES
+        from playcount.devstack.stack import SERVICES
 
         s = Stack(
             env={**settings.to_env(), **emu.EMBEDDED_CREDENTIALS, "LOG_FORMAT": "json", **env},
@@ -75,8 +75,9 @@ def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
+    from playcount.runner.config import RunnerSettings
     from playcount.runner.session import spark_session
 
-    session = spark_session(load_settings({"SPARK_MASTER": "local[2]"}))
+    session = spark_session(RunnerSettings.load({"SPARK_MASTER": "local[2]"}))
     yield session
     session.stop()

@@ -23,11 +23,11 @@ import pyarrow as pa
 
 from bench.common import PeakRss, main, median
 from bench.e2e import _distinct_per_day, _log_events, _log_marks, _start, _wait_served
-from playcount.cli import generate
-from playcount.cli.sandbox import sandbox
 from playcount.core import aws
 from playcount.core.config import Settings
-from playcount.core.pipeline import wait_until_idle
+from playcount.devstack import generate
+from playcount.devstack.sandbox import sandbox
+from playcount.ops.pipeline import wait_until_idle
 
 SMALL = (2_000, 5_000)  # tracks, users
 LARGE = (1_000_000, 5_000_000)

@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.common import PeakRss, main, median, percentile
-from playcount.cli import emulator, generate
-from playcount.cli.sandbox import sandbox
-from playcount.cli.stack import Stack
 from playcount.core import aws
 from playcount.core.config import Settings
-from playcount.core.pipeline import queue_depths, wait_until_idle
+from playcount.devstack import emulator, generate
+from playcount.devstack.sandbox import sandbox
+from playcount.devstack.stack import Stack
+from playcount.ops.pipeline import queue_depths, wait_until_idle
 
 CACHE_SECONDS = "0.25"
 

@@ -19,10 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.common import PeakRss, main, median
-from playcount.cli import generate
 from playcount.core import snapshots
-from playcount.core.config import load_settings
+from playcount.devstack import generate
 from playcount.runner.compute import Inputs, Metadata, compute
+from playcount.runner.config import RunnerSettings
 
 DAYS = [dt.date(2025, 6, 23) + dt.timedelta(days=i) for i in range(7)]
 AT = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
@@ -87,7 +87,7 @@ def run(quick: bool) -> dict[str, Any]:
         from playcount.runner.session import spark_session
 
         t0 = time.perf_counter()
-        spark = spark_session(load_settings({"SPARK_MASTER": "local[*]"}))
+        spark = spark_session(RunnerSettings.load({"SPARK_MASTER": "local[*]"}))
         spark.range(1).count()
         figures["cold_start_s"] = round(time.perf_counter() - t0, 2)
         root = Path(tmp)

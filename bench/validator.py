@@ -39,12 +39,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bench.common import PeakRss, main, median
-from playcount.cli import generate
-from playcount.cli.sandbox import sandbox
-from playcount.core import aws, lake, logs, snapshots
+from playcount.core import aws, lake, logs, parquet, snapshots
 from playcount.core.config import Settings, load_settings
 from playcount.core.idindex import IdIndex
 from playcount.core.messages import S3ObjectRef
+from playcount.devstack import generate
+from playcount.devstack.sandbox import sandbox
 from playcount.validator import streams
 from playcount.validator.main import build_validator
 
@@ -186,7 +186,7 @@ def _ids_catalog(settings: Settings, n: int) -> None:
     """Make a users catalog of n ids (one segment), as a 10M-user upload leaves it after compaction."""
     ids = _user_ids(np.arange(n))
     table = pa.table({"user_id": ids, "user_age": pa.array(np.arange(n) % 90, pa.int64())})
-    snapshots.replace_catalog(settings, aws.client(settings, "s3"), lake.filesystem(settings), "users", table)
+    snapshots.replace_catalog(settings, aws.client(settings, "s3"), parquet.filesystem(settings), "users", table)
 
 
 def _queries(n: int) -> pa.Array:
@@ -199,7 +199,7 @@ def _queries(n: int) -> pa.Array:
 def _ids_lookup(env: dict[str, str], n: int) -> dict[str, Any]:
     """Build the validator's index of the catalog as `KnownIds` does, then time 10k lookups against it."""
     settings = load_settings(env)
-    s3, fs = aws.client(settings, "s3"), lake.filesystem(settings)
+    s3, fs = aws.client(settings, "s3"), parquet.filesystem(settings)
     manifest = snapshots.read_manifest(settings, s3, "users")
     started = time.perf_counter()
     chunks = [rows["user_id"] for rows in snapshots.iter_current(settings, fs, manifest, ["user_id"])]
@@ -229,7 +229,7 @@ def _ids_lookup(env: dict[str, str], n: int) -> dict[str, Any]:
 def _ids_reread(env: dict[str, str], n: int) -> dict[str, Any]:
     """What the validator did per stream file before: read the whole id column, then `is_in`."""
     settings = load_settings(env)
-    s3, fs = aws.client(settings, "s3"), lake.filesystem(settings)
+    s3, fs = aws.client(settings, "s3"), parquet.filesystem(settings)
     manifest = snapshots.read_manifest(settings, s3, "users")
     queries = _queries(n)
     started = time.perf_counter()
@@ -241,7 +241,7 @@ def _ids_reread(env: dict[str, str], n: int) -> dict[str, Any]:
 def _correction(env: dict[str, str], n: int) -> dict[str, Any]:
     """A 100-row users file (random ids, 50 of them changed) upserted onto a catalog of n users."""
     settings = load_settings(env)
-    s3, fs = aws.client(settings, "s3"), lake.filesystem(settings)
+    s3, fs = aws.client(settings, "s3"), parquet.filesystem(settings)
     rng = np.random.default_rng(SEED)
     picked = rng.choice(n, 100, replace=False)
     ages = np.where(np.arange(100) % 2 == 0, 200, picked % 90)  # 200: a changed age (the catalog has 0..89)

@@ -22,9 +22,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from bench.common import main, median
-from playcount.cli.sandbox import sandbox
 from playcount.core.kpi_items import all_items
 from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats, SongRank
+from playcount.devstack.sandbox import sandbox
 from playcount.writer import manifest
 from playcount.writer.apply import Applied, apply
 from playcount.writer.config import WriterOptions, dynamodb_client

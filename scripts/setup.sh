@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything a fresh machine needs, idempotent: Java 17 (Spark), uv, the locked environment.
+# Everything a fresh machine needs, idempotent: Java 17 (Spark), wrk (the API bench's load
+# generator, for `make bench` and the bench smoke test), uv, the locked environment.
 # `scripts/setup.sh test` also installs what the test suite drives: Chromium + ChromeDriver
 # (dashboard browser test) and Debian's docker-compose (offline compose validation).
 set -euo pipefail
@@ -20,6 +21,8 @@ if ! command -v java >/dev/null || ! java -version 2>&1 | grep -qE 'version "(17
   say "Java 17 is required by Spark and was not found: installing openjdk-17-jre-headless"
   apt_install openjdk-17-jre-headless || { say "ERROR: install a Java 17 runtime"; exit 1; }
 fi
+
+command -v wrk >/dev/null || apt_install wrk || true
 
 if [ "${1:-}" = "test" ]; then
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || apt_install chromium chromium-driver || true

@@ -11,9 +11,9 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 
-from playcount.cli import generate
 from playcount.core import aws
-from playcount.core.pipeline import counters, wait_until_idle
+from playcount.devstack import generate
+from playcount.ops.pipeline import counters, wait_until_idle
 from tests import oracle
 from tests.helpers import get_json, wait_for
 

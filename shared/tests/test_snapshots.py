@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from playcount.core import aws, compaction, lake, snapshots
+from playcount.core import aws, compaction, lake, parquet, snapshots
 from playcount.core.compaction import GROWTH, SMALL_ROWS, plan_compaction
 from playcount.core.known import KnownIds
 from playcount.core.snapshots import Segment
@@ -16,7 +16,7 @@ from playcount.core.snapshots import Segment
 
 @pytest.fixture
 def lake_io(settings):
-    return aws.client(settings, "s3"), lake.filesystem(settings)
+    return aws.client(settings, "s3"), parquet.filesystem(settings)
 
 
 def _users(ids, age):

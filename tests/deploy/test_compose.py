@@ -23,7 +23,9 @@ from tests.deploy.sources import (
     ROOT,
     SERVICES,
     SPARK_STANDALONE,
+    TARGETS,
     compose,
+    dockerfile,
     tool,
 )
 
@@ -50,11 +52,34 @@ def test_docker_compose_validates_the_file(files: tuple[Path, ...]) -> None:
     assert {"localstack", "bootstrap", *SERVICES, "prometheus", "grafana"} <= set(config["services"])
 
 
-def test_the_four_services_and_the_bootstrap_are_built_from_their_dockerfiles() -> None:
-    services = compose()["services"]
-    for name in SERVICES:
-        assert services[name]["build"] == {"context": ".", "dockerfile": f"services/{name}/Dockerfile"}
-    assert services["bootstrap"]["build"]["dockerfile"] == "deploy/bootstrap/Dockerfile"
+# compose service -> the Dockerfile target it is built from
+BUILT_FROM = {
+    **{name: name for name in SERVICES},
+    "bootstrap": "cli",
+    # the Spark override's master and worker run from the runner's image
+    "spark-master": "kpi-spark-runner",
+    "spark-worker": "kpi-spark-runner",
+}
+
+
+def test_every_image_is_built_from_the_one_dockerfile_with_its_target_and_service() -> None:
+    """The target picks the entry point, port and health check, SERVICE the package the builder
+    installs: a pair that does not name the same image would build one service's venv under
+    another's entry point."""
+    stages = {dockerfile().name_of(s) for s in dockerfile().stages()}
+    services = _all_services()
+    built = {name: spec["build"] for name, spec in services.items() if "build" in spec}
+    assert set(built) == set(BUILT_FROM)
+    for name, build in built.items():
+        target = BUILT_FROM[name]
+        assert target in stages, f"{name}: no target {target} in the Dockerfile"
+        assert build == {
+            "context": ".",
+            "dockerfile": "Dockerfile",
+            "target": target,
+            "args": {"SERVICE": TARGETS[target].service},
+        }, name
+        assert services[name]["image"].rpartition(":")[0] == f"playcount/{target}", name
     assert services["bootstrap"]["command"] == ["bootstrap"], "the compose bootstrap is `playcount bootstrap`"
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from playcount.cli.stack import Stack
 from playcount.core.config import Settings
 from playcount.core.health import heartbeat_problem, http_problem
+from playcount.devstack.stack import Stack
 from tests.helpers import wait_for
 
 

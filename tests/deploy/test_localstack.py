@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from playcount.core.bootstrap import bootstrap
 from playcount.core.config import Settings, load_settings
 from playcount.core.messages import parse_s3_event
 from playcount.core.resources import S3_EVENTS, resources
+from playcount.ops.bootstrap import bootstrap
 from tests.deploy.sources import compose
 from tests.helpers import wait_for
 

@@ -10,11 +10,24 @@ from typing import Any
 import boto3
 import pytest
 
-from playcount.core.bootstrap import notification_configuration
+from playcount.api.config import ApiSettings
 from playcount.core.config import Settings, load_settings
 from playcount.core.resources import DLQ_SUFFIX, Resources, resources
+from playcount.ops.bootstrap import notification_configuration
+from playcount.runner.config import RunnerSettings
+from playcount.validator.config import ValidatorSettings
+from playcount.writer.config import WriterSettings
 from tests.deploy.sources import SERVICES, SPARK_STANDALONE, compose, template
 
+# the settings each compose service and ECS container reads its environment into (a service's own
+# knobs live in its subclass of the shared Settings); others (Spark master, worker) read Settings
+SETTINGS: dict[str, type[Settings]] = {
+    "bootstrap": Settings,
+    "ingest-validator": ValidatorSettings,
+    "kpi-spark-runner": RunnerSettings,
+    "dynamo-writer": WriterSettings,
+    "query-api": ApiSettings,
+}
 # variables the compose file and the template set that are not Settings fields, on purpose
 NOT_SETTINGS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "SPARK_LOCAL_HOSTNAME"}
 PREFIX_FIELDS = {
@@ -110,27 +123,31 @@ def _container_envs(cfn: dict[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _agrees(env: dict[str, str], expected: Resources) -> None:
-    unknown = set(env) - {f.upper() for f in Settings.model_fields} - NOT_SETTINGS
-    assert not unknown, f"not a setting (typo?): {unknown}"
-    assert resources(load_settings(env)) == expected
+def _unknown(env: dict[str, str], settings: type[Settings]) -> set[str]:
+    return set(env) - {f.upper() for f in settings.model_fields} - NOT_SETTINGS
+
+
+def _agrees(env: dict[str, str], expected: Resources, settings: type[Settings]) -> None:
+    unknown = _unknown(env, settings)
+    assert not unknown, f"not a setting of {settings.__name__} (typo?): {unknown}"
+    assert resources(settings.load(env)) == expected
 
 
 def test_template_containers_are_configured_with_the_same_names(cfn: dict[str, Any], defaults: Settings) -> None:
     envs = _container_envs(cfn)
     assert set(envs) == set(SERVICES)
-    for env in envs.values():
-        _agrees(env, resources(defaults))
+    for name, env in envs.items():
+        _agrees(env, resources(defaults), SETTINGS[name])
 
 
 def test_compose_services_are_configured_with_the_same_names(defaults: Settings) -> None:
     services = compose()["services"]
     for name in ("bootstrap", *SERVICES):
         env = {k: str(v) for k, v in services[name]["environment"].items() if v is not None}
-        _agrees(env, resources(defaults))
+        _agrees(env, resources(defaults), SETTINGS[name])
     for name, spec in compose(SPARK_STANDALONE)["services"].items():
         env = {k: str(v) for k, v in (spec.get("environment") or {}).items()}
-        unknown = set(env) - {f.upper() for f in Settings.model_fields} - NOT_SETTINGS
+        unknown = _unknown(env, SETTINGS.get(name, Settings))
         assert not unknown, f"{name}: not a setting (typo?): {unknown}"
 
 
@@ -138,7 +155,7 @@ def test_spark_standalone_override_points_the_runner_at_its_master() -> None:
     services = compose(SPARK_STANDALONE)["services"]
     command = services["spark-master"]["command"]
     host, port = command[command.index("--host") + 1], command[command.index("--port") + 1]
-    runner = load_settings(services["kpi-spark-runner"]["environment"])
+    runner = RunnerSettings.load(services["kpi-spark-runner"]["environment"])
     assert runner.spark_master == f"spark://{host}:{port}"
     assert runner.lake_read_mode == "s3a", "executors on other hosts cannot read the driver's staged copies"
     assert services["spark-worker"]["command"][0] == runner.spark_master

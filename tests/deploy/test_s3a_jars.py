@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.sources import ROOT, service_dockerfiles
+from tests.deploy.sources import ROOT, dockerfile
 
 SCRIPT = ROOT / "deploy" / "runner" / "fetch-s3a-jars.sh"
-PINS = service_dockerfiles()["kpi-spark-runner"].args()
+PINS = dockerfile().args()  # the kpi-spark-runner target's s3a-jars stage
 HADOOP, SDK, AAL = PINS["HADOOP_VERSION"], PINS["AWS_SDK_V2_VERSION"], PINS["ANALYTICS_ACCELERATOR_VERSION"]
 
 pytestmark = pytest.mark.skipif(not (shutil.which("curl") and shutil.which("sha1sum")), reason="needs curl and sha1sum")

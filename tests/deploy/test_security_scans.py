@@ -1,6 +1,6 @@
 """Security scanners over what users deploy and run: checkov on the CloudFormation template and
-every Dockerfile, bandit on the services' code. Both pass with no finding that is not
-suppressed in place with a written reason.
+the Dockerfile, bandit on the code of every workspace package an image can hold. Both pass with
+no finding that is not suppressed in place with a written reason.
 
 checkov pins boto3 exactly (1.35.x), which the services cannot share, so it runs from its own
 environment, `.venv-checkov`, made by `scripts/setup.sh test` from hashed pins
@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.sources import ROOT, TEMPLATE, tool
+from tests.deploy.sources import DOCKERFILE, NEVER_IN_AN_IMAGE, ROOT, TEMPLATE, tool, workspace_members
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
-DOCKERFILES = sorted(
-    p for p in [*ROOT.glob("services/*/Dockerfile"), *ROOT.glob("deploy/*/Dockerfile")] if ".venv" not in p.parts
+DOCKERFILES = [DOCKERFILE]  # the one Dockerfile (test_dockerfiles.py checks there is no other)
+# every workspace member's code but the devstack's, from the root pyproject: follows the workspace
+CODE = sorted(
+    str((d / "src").relative_to(ROOT)) for name, d in workspace_members().items() if name not in NEVER_IN_AN_IMAGE
 )
-CODE = ["shared/src", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/src")), "cli/src"]
 MIN_REASON = 30  # characters: a reason, not a shrug
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from playcount.core import lake, snapshots
+from playcount.core import lake, parquet, snapshots
 from playcount.core.config import Settings, load_settings
 from tests.deploy.sources import ROOT, SERVICES, TEMPLATE, template, tool
 
@@ -396,7 +396,7 @@ def test_athena_reads_the_events_where_the_validator_writes_them_within_a_scan_c
     assert _lake_location(events["StorageDescriptor"]["Location"], cfn) == bucket + lake.streams_root(defaults)
     athena_type = {pa.string(): "string", pa.timestamp("us", tz="UTC"): "timestamp"}
     columns = [(c["Name"], c["Type"]) for c in events["StorageDescriptor"]["Columns"]]
-    assert columns == [(f.name, athena_type[f.type]) for f in lake.EVENTS]
+    assert columns == [(f.name, athena_type[f.type]) for f in parquet.EVENTS]
     assert [(k["Name"], k["Type"]) for k in events["PartitionKeys"]] == [("listen_date", "string")]
     assert events["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
     # one projected partition per day, where the validator writes it (yyyy-MM-dd is isoformat)

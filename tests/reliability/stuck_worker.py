@@ -30,4 +30,4 @@ async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[Bat
 
 
 if __name__ == "__main__":
-    run_worker("stuck-worker", VALIDATED, handler_factory, shutdown_timeout=1.0)
+    run_worker(Settings.load(), "stuck-worker", VALIDATED, handler_factory, shutdown_timeout=1.0)

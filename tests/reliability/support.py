@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from playcount.cli import generate
-from playcount.core import aws, keys, lake, ledger
+from playcount.core import aws, keys, lake, ledger, parquet
 from playcount.core.config import Settings
 from playcount.core.kpis import RANKING_CHUNK
-from playcount.core.pipeline import counters, queue_depths
+from playcount.devstack import generate
+from playcount.ops.pipeline import counters, queue_depths
 from tests import oracle
 from tests.helpers import get_json, wait_for
 
@@ -60,7 +60,7 @@ class World:
     settings: Settings
     songs: dict[str, dict[str, Any]]
     users: dict[str, dict[str, Any]]
-    cat: generate.Catalog
+    cat: generate.SyntheticCatalog
     metadata_rows: int
     uploads: list[Upload] = field(default_factory=list)
     baseline: dict[str, int] = field(default_factory=dict)
@@ -278,7 +278,7 @@ def _lake_problems(w: World, objects: dict[str, dict[str, Any]]) -> list[str]:
     problems = []
     if found != set(want):
         problems.append(f"lake objects: extra {sorted(found - set(want))[:5]}, missing {sorted(set(want) - found)[:5]}")
-    fs = lake.filesystem(s)
+    fs = parquet.filesystem(s)
     for key in sorted(found & set(want)):
         rows = pq.read_metadata(lake.path(s, key), filesystem=fs).num_rows
         if rows != want[key]:

@@ -16,9 +16,9 @@ import time
 import psutil
 import pytest
 
-from playcount.cli.stack import SERVICES
-from playcount.core.pipeline import queue_depths
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
+from playcount.devstack.stack import SERVICES
+from playcount.ops.pipeline import queue_depths
 from tests.helpers import wait_for
 from tests.reliability import support
 from tests.reliability.test_pipeline_faults import Running

@@ -12,9 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from playcount.cli import emulator as emu
-from playcount.core import aws, dlq
+from playcount.core import aws
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
+from playcount.devstack import emulator as emu
+from playcount.ops import dlq
 from tests.helpers import wait_for
 
 

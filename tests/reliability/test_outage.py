@@ -16,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from playcount.cli import emulator as emu
-from playcount.core.pipeline import counters
+from playcount.devstack import emulator as emu
+from playcount.ops.pipeline import counters
 from tests.helpers import get_json, wait_for
 from tests.reliability import support
 from tests.reliability.proxy import proxy_to

@@ -23,14 +23,15 @@ import pyarrow.parquet as pq
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from playcount.cli import emulator as emu
-from playcount.cli.sandbox import sandbox_settings
-from playcount.cli.stack import Stack
-from playcount.core import aws, dlq, keys, lake
-from playcount.core.bootstrap import bootstrap
+from playcount.core import aws, keys, lake, parquet
 from playcount.core.messages import FileValidated, KpiResultReady
-from playcount.core.pipeline import queue_depths, wait_until_idle
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
+from playcount.devstack import emulator as emu
+from playcount.devstack.sandbox import sandbox_settings
+from playcount.devstack.stack import Stack
+from playcount.ops import dlq
+from playcount.ops.bootstrap import bootstrap
+from playcount.ops.pipeline import queue_depths, wait_until_idle
 from playcount.runner import versions
 from tests.helpers import get_json, wait_for
 from tests.reliability import support
@@ -299,7 +300,7 @@ def _in_flight(settings, stage: str) -> bool:
 def _no_half_written_state(settings) -> list[str]:
     """Every lake Parquet object is whole (manifests are JSON); every date's KPI items are at its HEAD version."""
     problems = []
-    fs = lake.filesystem(settings)
+    fs = parquet.filesystem(settings)
     objects = support._list(aws.client(settings, "s3"), settings.s3_bucket, settings.s3_validated_prefix)
     for key in (k for k in objects if k.endswith(".parquet")):
         try:

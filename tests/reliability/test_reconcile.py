@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 
-from playcount.cli import emulator as emu
 from playcount.core import aws, keys, lake, reconcile
 from playcount.core.messages import parse_s3_event
-from playcount.core.pipeline import counters
 from playcount.core.resources import S3_EVENTS, resources
+from playcount.devstack import emulator as emu
+from playcount.ops.pipeline import counters
 from tests.helpers import wait_for
 from tests.reliability import support
 

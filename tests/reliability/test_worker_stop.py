@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from playcount.cli import emulator as emu
 from playcount.core import aws
 from playcount.core.resources import VALIDATED, resources
+from playcount.devstack import emulator as emu
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -40,7 +40,7 @@ def test_a_conditional_write_is_atomic_under_concurrent_writers(settings, table)
             doubles.append(winners)
 
     # THEN each time exactly one wins, as on DynamoDB (plain moto lets two win now and then;
-    # `playcount.cli.emulator.serialize_dynamodb` is what makes this hold)
+    # `playcount.devstack.emulator.serialize_dynamodb` is what makes this hold)
     assert doubles == []
 
 

@@ -12,7 +12,7 @@ from writer_fixtures import DAY, assert_holds_exactly, kpi_items_of, make_day, s
 from playcount.core import aws
 from playcount.core.errors import StaleResult, TransientError
 from playcount.core.kpi_items import all_items
-from playcount.writer import head
+from playcount.writer import lease
 from playcount.writer.apply import apply
 from playcount.writer.config import WriterOptions
 from playcount.writer.retry import Backoff
@@ -31,7 +31,7 @@ def _writes(kpis):
 
 def _crash_halfway(ddb, table, kpis, lease_seconds):
     """What a writer killed mid-apply leaves: the claim taken, half of the items written, no commit."""
-    claim = head.claim(ddb, table, kpis, lease_seconds=lease_seconds, wait_seconds=1)
+    claim = lease.claim(ddb, table, kpis, lease_seconds=lease_seconds, wait_seconds=1)
     assert claim is not None
     half = _writes(kpis)[::2]
     with ThreadPoolExecutor(4) as pool:
@@ -72,7 +72,7 @@ def test_the_redelivered_message_completes_an_apply_cut_short(ddb, table):
 
 def test_a_date_being_applied_makes_others_wait_then_retry_later(ddb, table):
     # GIVEN a writer holding the date's lease
-    claim = head.claim(ddb, table, make_day(DAY, 5, V1), lease_seconds=30, wait_seconds=1)
+    claim = lease.claim(ddb, table, make_day(DAY, 5, V1), lease_seconds=30, wait_seconds=1)
     assert claim is not None
 
     # WHEN another result of the date arrives, THEN it gives up after its wait (SQS retries later)
@@ -91,7 +91,7 @@ def test_a_writer_paused_past_its_lease_never_overwrites_the_newer_result(ddb, t
     # GIVEN a writer that claimed version 2, then was paused until its lease expired,
     # and meanwhile another writer applied version 3
     v2, v3 = make_day(DAY, 2, V2), make_day(DAY, 3, V3)
-    zombie = head.claim(ddb, table, v2, lease_seconds=0.3, wait_seconds=1)
+    zombie = lease.claim(ddb, table, v2, lease_seconds=0.3, wait_seconds=1)
     assert zombie is not None
     wait_for(lambda: time.monotonic() > zombie.valid_until, timeout=5, what="the lease to run out")
     apply(ddb, table, v3, options=WriterOptions(claim_wait_seconds=5))

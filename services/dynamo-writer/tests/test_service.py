@@ -20,14 +20,15 @@ from writer_fixtures import (
     versions,
 )
 
-from playcount.cli.sandbox import sandbox_settings
-from playcount.core import aws, dlq, lake, ledger
-from playcount.core.bootstrap import bootstrap
+from playcount.core import aws, lake, ledger
 from playcount.core.errors import PoisonMessage, StaleResult
 from playcount.core.messages import KpiResultReady, SourceFile
-from playcount.core.pipeline import queue_depths
 from playcount.core.resources import RESULTS, resources
 from playcount.core.worker import consume
+from playcount.devstack.sandbox import sandbox_settings
+from playcount.ops import dlq
+from playcount.ops.bootstrap import bootstrap
+from playcount.ops.pipeline import queue_depths
 from playcount.writer.config import WriterOptions
 from playcount.writer.handler import Writer
 from playcount.writer.main import SERVICE, batch_handler

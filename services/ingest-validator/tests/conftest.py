@@ -13,11 +13,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from playcount.core import aws, lake
+from playcount.core import aws, lake, parquet
 from playcount.core.config import Settings
 from playcount.core.messages import S3ObjectRef, parse_s3_event
 from playcount.core.reports import FileReport
 from playcount.core.resources import S3_EVENTS, resources
+from playcount.validator import storage
 from playcount.validator.handler import Validator
 from playcount.validator.main import build_validator
 
@@ -80,7 +81,7 @@ class Bucket:
     def events(self) -> pa.Table:
         """Every event in the lake, with its partition date and file (as the runner would read them)."""
         root = lake.path(self.settings, lake.streams_root(self.settings))
-        fs = lake.filesystem(self.settings)
+        fs = parquet.filesystem(self.settings)
         if not self.keys(lake.streams_root(self.settings)):
             return pa.table({"user_id": [], "track_id": [], "listen_time": []})
         return ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
@@ -132,16 +133,16 @@ def crash_before_report(
 
     def run(ref: S3ObjectRef) -> None:
         report_key = lake.report_key(settings, lake.file_id(ref.key, ref.etag))
-        real_put = validator._put_json
+        real_put = storage.put_json
 
-        def put(key: str, value: Any) -> None:
+        def put(s: Settings, s3: Any, key: str, value: Any) -> None:
             if key == report_key:
                 raise SystemExit("killed before the report")
-            real_put(key, value)
+            real_put(s, s3, key, value)
 
-        monkeypatch.setattr(validator, "_put_json", put)
+        monkeypatch.setattr(storage, "put_json", put)
         with pytest.raises(SystemExit):
             validator.handle(ref)
-        monkeypatch.setattr(validator, "_put_json", real_put)
+        monkeypatch.setattr(storage, "put_json", real_put)
 
     return run

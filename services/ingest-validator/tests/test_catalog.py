@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from playcount.core import lake, snapshots
+from playcount.core import lake, parquet, snapshots
 from playcount.validator import dateindex
 
 USERS_HEADER = "user_id,user_age,user_country,created_at\n"
@@ -59,7 +59,7 @@ def test_a_100_row_correction_of_a_300k_catalog_is_a_100_row_segment(validator, 
     assert after.segments[0] == base[0] and len(after.segments) == 2
     assert (after.segments[1].rows, after.segments[1].name) == (100, report.file_id)
     assert bucket.s3.head_object(Bucket=s.s3_bucket, Key=base[0].key)["ETag"] == base_etag
-    ages = snapshots.read_current(s, lake.filesystem(s), after, ["user_age"])
+    ages = snapshots.read_current(s, parquet.filesystem(s), after, ["user_age"])
     by_id = dict(zip(ages["user_id"].to_pylist(), ages["user_age"].to_pylist(), strict=True))
     assert len(by_id) == 300_000 and by_id["user-0000010"] == 99 and by_id["user-0000011"] == _age(11)
     # AND a stream file afterwards is judged against the same index (no new ids: nothing rebuilt)
@@ -81,7 +81,7 @@ def test_affected_dates_are_exactly_the_dates_holding_a_changed_id(known, valida
     report = validator.handle(bucket.put(f"{settings.songs_prefix}more.csv", songs))
     assert report.changed_ids == 2 and report.dates == [dt.date(2024, 8, 4)]
     # AND the index answers for ids in several files and dates, with no other date
-    s3, fs = bucket.s3, lake.filesystem(settings)
+    s3, fs = bucket.s3, parquet.filesystem(settings)
     assert dateindex.dates_with(settings, s3, fs, "user_id", ["u2", "u3", "nobody"]) == [
         dt.date(2024, 8, 3),
         dt.date(2024, 8, 4),
@@ -98,7 +98,7 @@ def test_the_date_index_lives_outside_the_event_partitions(known, bucket, settin
     assert bucket.events().num_rows == 2
     index = {c: lake.id_index_key(settings, c, day, report.file_id) for c in dateindex.COLUMNS}
     assert not any(k.startswith(lake.streams_root(settings)) for k in index.values())
-    fs = lake.filesystem(settings)
+    fs = parquet.filesystem(settings)
     stored = {c: pq.read_table(lake.path(settings, k), filesystem=fs)["id"].to_pylist() for c, k in index.items()}
     assert stored == {"user_id": ["u1"], "track_id": ["t1", "t2"]}
 
@@ -132,5 +132,5 @@ def test_two_validators_upserting_at_once_lose_no_row(bucket, settings):
     # THEN every file was applied and every track is in the catalog
     assert all(r is not None and r.status == "accepted" for r in reports)
     manifest = snapshots.read_manifest(settings, bucket.s3, "songs")
-    current = snapshots.read_current(settings, lake.filesystem(settings), manifest, ["track_id"])
+    current = snapshots.read_current(settings, parquet.filesystem(settings), manifest, ["track_id"])
     assert sorted(current["track_id"].to_pylist()) == sorted(f"t{n}" for n in range(12))

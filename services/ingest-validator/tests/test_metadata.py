@@ -7,15 +7,15 @@ import datetime as dt
 
 import numpy as np
 
-from playcount.cli import generate
-from playcount.core import aws, lake, snapshots
+from playcount.core import aws, parquet, snapshots
 from playcount.core.messages import FileValidated
 from playcount.core.resources import VALIDATED, resources
+from playcount.devstack import generate
 
 
 def _current(settings, kind):
     manifest = snapshots.read_manifest(settings, aws.client(settings, "s3"), kind)
-    return snapshots.read_current(settings, lake.filesystem(settings), manifest)
+    return snapshots.read_current(settings, parquet.filesystem(settings), manifest)
 
 
 def _songs(settings):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from playcount.core import lake
-from playcount.core.pipeline import counters
+from playcount.ops.pipeline import counters
 
 BODY = (
     "user_id,track_id,listen_time\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from playcount.core import aws, lake
-from playcount.core.pipeline import counters
 from playcount.core.resources import VALIDATED, resources
+from playcount.ops.pipeline import counters
 
 
 @pytest.mark.parametrize(

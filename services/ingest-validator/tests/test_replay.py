@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
-from playcount.cli.main import parser
+from playcount.cli.main import app as playcount
 from playcount.core import lake
-from playcount.core import replay as replay_module
-from playcount.core.pipeline import counters
-from playcount.core.replay import ReplayResult, replay_prefix, replay_quarantine
+from playcount.core.lake import replay_prefix
+from playcount.ops import replay as replay_module
+from playcount.ops.pipeline import counters
+from playcount.ops.replay import ReplayResult, replay_quarantine
 
 BODY = (
     "user_id,track_id,listen_time\n"
@@ -105,9 +107,9 @@ def test_cli_prints_the_result(known, validator, bucket, settings, monkeypatch, 
     validator.handle(bucket.put(f"{settings.songs_prefix}t6.csv", SONG_HEADER + "t6,Six,F,rock,1000\n"))
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
-    # (through the parser, not `main`: main configures process-wide logging onto the captured stderr)
-    args = parser().parse_args(["replay-quarantine"])
-    assert args.func(args) == 0
-    out = capsys.readouterr().out  # (loggers cached earlier in this test process print here too)
+    # (the app, not `main`: main configures process-wide logging onto the captured stderr)
+    result = CliRunner().invoke(playcount, ["replay-quarantine"])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout  # (loggers cached earlier in this test process print here too)
     printed = json.loads(out[out.index("{\n") :])
     assert printed["files_replayed"] == 1 and printed["rows_recovered"] == 1

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from playcount.core import aws, lake, snapshots
+from playcount.core import aws, lake, parquet, snapshots
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import FileValidated, KpiResultReady
 from playcount.core.resources import RESULTS, resources
@@ -30,7 +30,7 @@ class Lake:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self.fs = lake.filesystem(settings)
+        self.fs = parquet.filesystem(settings)
         self.s3 = aws.client(settings, "s3")
 
     def events(self, file_id: str, events: list[Event]) -> list[dt.date]:
@@ -88,7 +88,7 @@ def make_runner(settings, spark) -> Iterator[Any]:
             s3=overrides.pop("s3", aws.client(settings, "s3")),
             sqs=sqs,
             ddb=aws.client(settings, "dynamodb"),
-            fs=lake.filesystem(settings),
+            fs=parquet.filesystem(settings),
             results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
             **overrides,
         )

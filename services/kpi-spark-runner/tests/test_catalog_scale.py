@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from playcount.cli import generate
 from playcount.core import snapshots
+from playcount.devstack import generate
 from playcount.runner import compute
 from tests import oracle
 

@@ -11,7 +11,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from playcount.cli import generate
+from playcount.devstack import generate
 from tests import oracle
 
 pytestmark = pytest.mark.spark

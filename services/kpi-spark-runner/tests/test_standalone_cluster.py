@@ -15,10 +15,10 @@ import numpy as np
 import pyspark
 import pytest
 
-from playcount.cli import generate
-from playcount.cli.emulator import free_port
 from playcount.core import aws
 from playcount.core.resources import VALIDATED, resources
+from playcount.devstack import generate
+from playcount.devstack.emulator import free_port
 from tests import oracle
 from tests.helpers import wait_for
 

@@ -27,13 +27,13 @@ import uvicorn
 
 from playcount.api.app import create_app
 from playcount.api.history import History
-from playcount.cli import generate
-from playcount.cli.emulator import free_port
-from playcount.cli.sandbox import sandbox_settings
 from playcount.core import aws
-from playcount.core.bootstrap import bootstrap
 from playcount.core.config import Settings
 from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats
+from playcount.devstack import generate
+from playcount.devstack.emulator import free_port
+from playcount.devstack.sandbox import sandbox_settings
+from playcount.ops.bootstrap import bootstrap
 from playcount.writer.apply import apply
 
 # the repository's `tests` package (oracle, helpers) is importable from its own directory only

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
-from playcount.cli import generate
 from playcount.core.kpis import DayKpis
+from playcount.devstack import generate
 from tests import oracle
 
 pytestmark = pytest.mark.browser

@@ -8,10 +8,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from playcount.cli.emulator import free_port
 from playcount.core import aws
 from playcount.core.config import Settings
 from playcount.core.kpis import DayKpis, GenreDay, GenreRank, SongRank
+from playcount.devstack.emulator import free_port
 from playcount.writer.apply import apply
 from tests.helpers import wait_for
 

@@ -13,10 +13,10 @@ import pytest
 
 from playcount.api.history import History
 from playcount.api.params import Stage
-from playcount.cli.emulator import free_port
 from playcount.core import aws, lake, ledger, resources
 from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats
 from playcount.core.reports import FileReport
+from playcount.devstack.emulator import free_port
 from playcount.writer.apply import apply
 from tests.helpers import wait_for
 

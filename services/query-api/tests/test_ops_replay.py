@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 
 from playcount.core import aws, lake
-from playcount.core.pipeline import counters
-from playcount.core.replay import replay_prefix
+from playcount.core.lake import replay_prefix
 from playcount.core.reports import FileReport
+from playcount.ops.pipeline import counters
 from tests.helpers import wait_for
 
 ADMIN_KEY = "replay-admin-key-0123456789"

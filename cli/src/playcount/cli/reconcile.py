@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
+from typing import Annotated
 
+import typer
+
+from playcount.cli.console import out
 from playcount.core import aws, reconcile
 from playcount.core.config import load_settings
 
@@ -13,38 +16,31 @@ def _since(value: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date or time (e.g. 2026-12-01T06:00Z)") from exc
+        raise typer.BadParameter(f"{value!r} is not an ISO date or time (e.g. 2026-12-01T06:00Z)") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def _reconcile(args: argparse.Namespace) -> int:
+def reconcile_command(
+    since: Annotated[
+        dt.datetime | None, typer.Option(parser=_since, help="only files uploaded at or after this time (ISO)")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(min=0, envvar="RECONCILE_GRACE_SECONDS", help="seconds a file must be old")
+    ] = reconcile.DEFAULT_GRACE_SECONDS,
+) -> None:
+    """Send input files that no S3 notification brought in through the pipeline.
+
+    Lists the streams and metadata upload prefixes, and sends an S3 event to the s3-events queue
+    for every file older than the grace period that the ledger has never seen (a lost or purged
+    notification). Safe to repeat: the validator counts a file once. Prints the counts as JSON.
+    """
     settings = load_settings()
-    grace = settings.reconcile_grace_seconds if args.grace is None else args.grace
     result = reconcile.sweep(
         settings,
         aws.client(settings, "s3"),
         aws.client(settings, "dynamodb"),
         aws.client(settings, "sqs"),
         grace_seconds=grace,
-        since=args.since,
+        since=since,
     )
-    print(result.model_dump_json(indent=1))
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "reconcile",
-        help="send input files that no S3 notification brought in through the pipeline",
-        description=(
-            "Lists the streams and metadata upload prefixes, and sends an S3 event to the s3-events queue "
-            "for every file older than the grace period that the ledger has never seen (a lost or purged "
-            "notification). Safe to repeat: the validator counts a file once. Prints the counts as JSON."
-        ),
-    )
-    p.add_argument("--since", type=_since, default=None, help="only files uploaded at or after this time (ISO)")
-    p.add_argument(
-        "--grace", type=float, default=None, help="seconds a file must be old (default RECONCILE_GRACE_SECONDS)"
-    )
-    p.set_defaults(func=_reconcile)
-    return p
+    out.print_json(result.model_dump_json())

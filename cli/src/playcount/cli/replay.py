@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
+import typer
 
+from playcount.cli.console import err, mover, out, progress
 from playcount.core.config import load_settings
-from playcount.core.replay import replay_quarantine
+from playcount.ops.replay import ReplayUnavailable, replay_quarantine
 
 
-def _replay(args: argparse.Namespace) -> int:
-    result = replay_quarantine(load_settings())
-    print(result.model_dump_json(indent=1))
-    return 0
+def replay() -> None:
+    """Re-judge rows quarantined for unknown track/user ids against current metadata.
 
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "replay-quarantine",
-        help="re-judge rows quarantined for unknown track/user ids against current metadata",
-        description=(
-            "Rows quarantined as unknown_track_id / unknown_user_id whose ids the metadata now knows "
-            "are uploaded again as a stream file under <streams>replayed/; each quarantine file is "
-            "replayed at most once. Prints the counts as JSON."
-        ),
-    )
-    p.set_defaults(func=_replay)
+    Rows quarantined as unknown_track_id / unknown_user_id whose ids the metadata now knows are
+    uploaded again as a stream file under <streams>replayed/; each quarantine file is replayed
+    at most once. Prints the counts as JSON.
+    """
+    try:
+        with progress() as bar:
+            task = bar.add_task("quarantine files read", total=None)
+            result = replay_quarantine(load_settings(), progress=mover(bar, task))
+    except ReplayUnavailable as exc:
+        err.print(
+            f"playcount replay-quarantine: {exc} ('playcount-cli[replay]'), "
+            "or ask the API (POST /ops/quarantine/replay)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from exc
+    out.print_json(result.model_dump_json())

@@ -18,20 +18,22 @@ zero-width (non-)joiners that Persian, Indic scripts and emoji sequences need; n
 the genre in its key always has the fixed form YYYY-MM-DD, so `GENRE#{genre}#DATE#{date}` splits
 back into exactly one (genre, date) (`parse_genre_day_pk`), whatever `#` the genre holds.
 
-The rule runs on pyarrow arrays (the validator judges a whole column at once); the one-value
-functions run the very same kernels on one value, so the validator, the writer and the API can
-never disagree about a name (Python's own `str.lower` and `unicodedata` follow another Unicode
-version than pyarrow's, and differ from it on some characters).
+The validator judges a whole column at once with pyarrow's kernels (`core.genre_columns`); the
+writer and the API judge one value here, in plain Python, so they need no pyarrow. The two must
+never disagree about a name: this module takes its Unicode data from `unicodedata2` at the
+version pyarrow's kernels follow (Python's own `unicodedata` is older), lower-cases one code
+point at a time as pyarrow does (no final-sigma context, no one-to-many mappings), and carries
+the few simple lower-case mappings Python's `str.lower` lacks. `shared/tests/test_genre_rule.py`
+compares both over every Unicode code point and every canonical decomposition, and fails when
+an upgrade of either side moves them apart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import unicodedata2
 
 METRICS = (
     "listen_count",
@@ -59,65 +61,85 @@ TREND_PK_PREFIX = "TREND#"
 _DATE_INFIX = "#DATE#"
 # DynamoDB allows 2048 bytes in a partition key: a genre's 256 keep every key far below it
 GENRE_MAX_BYTES = 256
-# RE2 syntax (pyarrow's regex engine): every character is outside Cc, Cf, Zl and Zp, or is ZWNJ/ZWJ
-GENRE_CHARS_RE2 = r"^(?:[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|[\x{200C}\x{200D}])*$"
-_DOT_SEGMENTS = pa.array([".", ".."], pa.string())
+# code points that may not appear in a genre (general categories), apart from ZWNJ and ZWJ
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+JOINERS = frozenset({"\u200c", "\u200d"})
+DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class KeyError_(ValueError):
     """A value that cannot be part of a key (it could address another partition)."""
 
 
-def normalise_genres(names: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """The stored form of genre names: whitespace trimmed, Unicode NFC, lower-cased."""
-    return pc.utf8_lower(pc.utf8_normalize(pc.utf8_trim_whitespace(names), "NFC"))
+class _SimpleLower(dict[int, str]):
+    """Code point -> its simple lower-case mapping, as pyarrow's `utf8_lower` has it (filled lazily)."""
+
+    def __missing__(self, cp: int) -> str:
+        lower = chr(cp).lower()
+        self[cp] = value = lower if len(lower) == 1 else chr(cp)
+        return value
 
 
-_TOO_LONG = f"is longer than {GENRE_MAX_BYTES} bytes in UTF-8"
-_RULES: tuple[tuple[str, Callable[[pa.Array], pa.Array]], ...] = (
-    ("is empty", lambda g: pc.equal(pc.binary_length(g), 0)),
-    (_TOO_LONG, lambda g: pc.greater(pc.binary_length(g), GENRE_MAX_BYTES)),
-    (
-        "holds a control character, a line or paragraph separator or an invisible format character",
-        lambda g: pc.invert(pc.match_substring_regex(g, GENRE_CHARS_RE2)),
-    ),
-    ("is a URL dot segment ('.' or '..')", lambda g: pc.is_in(g, value_set=_DOT_SEGMENTS)),
-    ("is not in its stored form (trimmed, NFC, lower-case)", lambda g: pc.not_equal(g, normalise_genres(g))),
-)
+# where Python's `str.lower` (an older Unicode) differs from pyarrow's simple mapping
+_LOWER = _SimpleLower({k: chr(v) for k, v in {
+    0x0130: 0x0069, 0x1C89: 0x1C8A, 0xA7CB: 0x0264, 0xA7CC: 0xA7CD, 0xA7CE: 0xA7CF, 0xA7D2: 0xA7D3, 0xA7D4:
+    0xA7D5, 0xA7DA: 0xA7DB, 0xA7DC: 0x019B, 0xA7DD: 0x0277, 0xA7E2: 0x027C, 0xAB6C: 0xAB4B, 0xAB6D: 0xAB4C,
+    0x10D50: 0x10D70, 0x10D51: 0x10D71, 0x10D52: 0x10D72, 0x10D53: 0x10D73, 0x10D54: 0x10D74, 0x10D55: 0x10D75,
+    0x10D56: 0x10D76, 0x10D57: 0x10D77, 0x10D58: 0x10D78, 0x10D59: 0x10D79, 0x10D5A: 0x10D7A, 0x10D5B: 0x10D7B,
+    0x10D5C: 0x10D7C, 0x10D5D: 0x10D7D, 0x10D5E: 0x10D7E, 0x10D5F: 0x10D7F, 0x10D60: 0x10D80, 0x10D61: 0x10D81,
+    0x10D62: 0x10D82, 0x10D63: 0x10D83, 0x10D64: 0x10D84, 0x10D65: 0x10D85, 0x16EA0: 0x16EBB, 0x16EA1: 0x16EBC,
+    0x16EA2: 0x16EBD, 0x16EA3: 0x16EBE, 0x16EA4: 0x16EBF, 0x16EA5: 0x16EC0, 0x16EA6: 0x16EC1, 0x16EA7: 0x16EC2,
+    0x16EA8: 0x16EC3, 0x16EA9: 0x16EC4, 0x16EAA: 0x16EC5, 0x16EAB: 0x16EC6, 0x16EAC: 0x16EC7, 0x16EAD: 0x16EC8,
+    0x16EAE: 0x16EC9, 0x16EAF: 0x16ECA, 0x16EB0: 0x16ECB, 0x16EB1: 0x16ECC, 0x16EB2: 0x16ECD, 0x16EB3: 0x16ECE,
+    0x16EB4: 0x16ECF, 0x16EB5: 0x16ED0, 0x16EB6: 0x16ED1, 0x16EB7: 0x16ED2, 0x16EB8: 0x16ED3, 0x1DF40: 0x1DF41,
+    0x1DF48: 0x1DF49, 0x1DF4A: 0x1DF4B, 0x1DF4D: 0x1DF4E, 0x1DF51: 0x1DF52, 0x1DF68: 0x1DF69, 0x1DF6A: 0x1DF6B,
+    0x1DF6C: 0x1DF6D, 0x1DF6E: 0x1DF6F, 0x1DF72: 0x1DF73, 0x1DF74: 0x1DF75, 0x1DF76: 0x1DF77, 0x1DF78: 0x1DF79,
+    0x1DF7A: 0x1DF7B, 0x1DF7C: 0x1DF7D, 0x1DF7E: 0x1DF7F
+}.items()})  # fmt: skip
+
+TOO_LONG = f"is longer than {GENRE_MAX_BYTES} bytes in UTF-8"
+INVISIBLE = "holds a control character, a line or paragraph separator or an invisible format character"
+DOT_SEGMENT = "is a URL dot segment ('.' or '..')"
+NOT_STORED_FORM = "is not in its stored form (trimmed, NFC, lower-case)"
 
 
-def genre_problems(genres: pa.Array) -> pa.Array:
-    """Per genre, why it cannot be a key (the first rule it breaks), or null when it can (or is null)."""
-    problem = pa.nulls(len(genres), pa.string())
-    for reason, broken in reversed(_RULES):
-        problem = pc.if_else(pc.fill_null(broken(genres), False), pa.scalar(reason), problem)
-    return problem
+def _stored_form(name: str) -> str:
+    return unicodedata2.normalize("NFC", name.strip()).translate(_LOWER)
 
 
 def normalise_genre(name: str) -> str:
-    """The stored form of one genre name (exactly what `normalise_genres` makes of it)."""
+    """The stored form of one genre name: whitespace trimmed, Unicode NFC, lower-cased."""
     try:
-        values = pa.array([name], pa.string())
+        name.encode()
     except UnicodeEncodeError as exc:  # a lone surrogate: not text that UTF-8 can hold
         raise KeyError_(f"genre {name!r} is not valid Unicode text") from exc
-    return str(normalise_genres(values)[0].as_py())
+    return _stored_form(name)
 
 
 def genre_problem(genre: str) -> str | None:
     """Why `genre` cannot be a key (it must already be in stored form), or None when it can."""
     if len(genre) > GENRE_MAX_BYTES:  # more characters than bytes allowed (and kept out of the cache)
-        return _TOO_LONG
+        return TOO_LONG
     return _problem(genre)
 
 
 @functools.lru_cache(maxsize=4096)  # the writer checks each genre of a result once per item
 def _problem(genre: str) -> str | None:
     try:
-        values = pa.array([genre], pa.string())
+        size = len(genre.encode())
     except UnicodeEncodeError:  # a lone surrogate
         return "is not valid Unicode text"
-    problem = genre_problems(values)[0].as_py()
-    return None if problem is None else str(problem)
+    if size == 0:
+        return "is empty"
+    if size > GENRE_MAX_BYTES:
+        return TOO_LONG
+    if any(unicodedata2.category(c) in FORBIDDEN_CATEGORIES and c not in JOINERS for c in genre):
+        return INVISIBLE
+    if genre in DOT_SEGMENTS:
+        return DOT_SEGMENT
+    if _stored_form(genre) != genre:
+        return NOT_STORED_FORM
+    return None
 
 
 def check_genre(genre: str) -> str:

@@ -1,4 +1,4 @@
-"""Where things live in the bucket: one function per kind of object, and the pyarrow S3 filesystem.
+"""Where things live in the bucket: one function per kind of object (plain strings, no pyarrow).
 
 {validated}streams/listen_date=YYYY-MM-DD/{file_id}.parquet   clean events, per file and date
 {validated}ids/{column}/listen_date=YYYY-MM-DD/{file_id}.parquet  the distinct ids of those events
@@ -7,6 +7,9 @@
 {rejected}{file_id}/report.json | rows.csv | original/...     what was refused, and why
 {processing_metadata}files/{file_id}.json                     the validation report of a file
 {archive}{original key}                                       processed originals
+{raw}replayed/{digest}.csv                                       quarantined rows sent through again (ops.replay)
+
+The lake's columns and pyarrow's S3 filesystem are in `core.parquet`.
 """
 
 from __future__ import annotations
@@ -14,34 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from urllib.parse import urlparse
-
-import pyarrow as pa
-from pyarrow import fs
 
 from playcount.core.config import Settings
-
-# the lake's columns: written by the validator, read by the runner
-EVENTS = pa.schema([("user_id", pa.string()), ("track_id", pa.string()), ("listen_time", pa.timestamp("us", tz="UTC"))])
-SONGS_SNAPSHOT = pa.schema(
-    [
-        ("track_id", pa.string()),
-        ("track_name", pa.string()),
-        ("artists", pa.string()),
-        ("track_genre", pa.string()),
-        ("duration_ms", pa.int64()),
-        ("popularity", pa.int64()),
-    ]
-)
-USERS_SNAPSHOT = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("user_name", pa.string()),
-        ("user_age", pa.int64()),
-        ("user_country", pa.string()),
-        ("created_at", pa.string()),
-    ]
-)
 
 
 def file_id(key: str, etag: str | None) -> str:
@@ -92,6 +69,14 @@ def result_version(key: str) -> int | None:
     return _RESULT_KEY_TOP - int(found.group(1)) if found else None
 
 
+REPLAY_DIR = "replayed/"
+
+
+def replay_prefix(s: Settings) -> str:
+    """Where replays are uploaded (inside the streams prefix, so the normal pipeline judges them)."""
+    return f"{s.s3_raw_data_prefix}{REPLAY_DIR}"
+
+
 def report_key(s: Settings, fid: str) -> str:
     return f"{s.s3_processing_metadata_prefix}files/{fid}.json"
 
@@ -100,19 +85,16 @@ def rejected_prefix(s: Settings, fid: str) -> str:
     return f"{s.s3_rejected_prefix}{fid}/"
 
 
+REJECTED_ROWS = "rows.csv"
+
+
+def rejected_rows_key(s: Settings, fid: str) -> str:
+    """Where the quarantined rows of file `fid` are stored (written by the validator, replayed by ops)."""
+    return f"{rejected_prefix(s, fid)}{REJECTED_ROWS}"
+
+
 def archive_key(s: Settings, key: str) -> str:
     return f"{s.s3_archive_prefix}{key}"
-
-
-def filesystem(s: Settings) -> fs.S3FileSystem:
-    """pyarrow's S3 filesystem on the configured endpoint (credentials from the environment)."""
-    kwargs: dict[str, object] = {"region": s.aws_region}
-    if s.aws_endpoint_url:
-        url = urlparse(s.aws_endpoint_url)
-        kwargs["endpoint_override"] = url.netloc
-        kwargs["scheme"] = url.scheme or "http"
-        kwargs["allow_bucket_creation"] = False
-    return fs.S3FileSystem(**kwargs)
 
 
 def path(s: Settings, key: str) -> str:

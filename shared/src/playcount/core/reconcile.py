@@ -35,6 +35,9 @@ from playcount.core.resources import NOTIFIED_SUFFIXES, S3_EVENTS, resources
 
 log = structlog.get_logger(__name__)
 
+# how old an input file must be before a sweep sends it through (its notification may be queued)
+DEFAULT_GRACE_SECONDS = 600.0
+
 
 class SweepResult(BaseModel):
     listed: int = 0  # input objects with a notified suffix (after `since`)

@@ -38,14 +38,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from playcount.core import aws, lake
+from playcount.core import aws, lake, parquet
 from playcount.core.config import Settings
 
 Kind = Literal["songs", "users"]
 SEQ = "_seq"
 KINDS: tuple[Kind, ...] = ("songs", "users")
 ID_COLUMN: dict[str, str] = {"songs": "track_id", "users": "user_id"}
-SCHEMA: dict[str, pa.Schema] = {"songs": lake.SONGS_SNAPSHOT, "users": lake.USERS_SNAPSHOT}
+SCHEMA: dict[str, pa.Schema] = {"songs": parquet.SONGS_SNAPSHOT, "users": parquet.USERS_SNAPSHOT}
 ROW_GROUP_ROWS = 64 * 1024
 GROUPS_PER_READ = 8  # a merge holds up to this many row groups of each segment
 COMPACTED = "compact-"  # the name prefix of a merged segment (core.compaction)

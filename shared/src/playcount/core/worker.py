@@ -25,13 +25,14 @@ import structlog
 from prometheus_client import start_http_server
 
 from playcount.core import aws, logs, metrics
-from playcount.core.config import Settings, load_settings
+from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, Consumer, reconnect_seconds
 from playcount.core.resources import resources
 
 log = structlog.get_logger(__name__)
 
-HandlerFactory = Callable[[Settings, Any], AbstractAsyncContextManager[BatchHandler]]
+S = TypeVar("S", bound=Settings)
+HandlerFactory = Callable[[S, Any], AbstractAsyncContextManager[BatchHandler]]
 T = TypeVar("T")
 CONSUMER_SQS_ATTEMPTS = 2
 
@@ -48,10 +49,10 @@ def record_health(path: str | None, service: str) -> None:
 
 
 async def consume(
-    settings: Settings,
+    settings: S,
     service: str,
     stage: str,
-    handler_factory: Callable[[Settings, Any], AbstractAsyncContextManager[BatchHandler]],
+    handler_factory: HandlerFactory[S],
     *,
     stop: asyncio.Event,
     burst: bool = False,
@@ -154,9 +155,8 @@ async def _wait_then_drain(task: asyncio.Task[None], stop: asyncio.Event, timeou
     return drained
 
 
-def run_worker(service: str, stage: str, handler_factory: HandlerFactory, **options: Any) -> None:
-    """Entry point body of a worker process: settings, logs, metrics, signals, loop; exit 0 on SIGTERM."""
-    settings = load_settings()
+def run_worker(settings: S, service: str, stage: str, handler_factory: HandlerFactory[S], **options: Any) -> None:
+    """Entry point body of a worker process: logs, metrics, signals, loop; exit 0 on SIGTERM."""
     logs.configure(settings.log_level, settings.log_format, service=service)
     if settings.metrics_port:
         # bandit B104: metrics are scraped from outside the container (Prometheus, ECS), never via the load balancer

@@ -32,7 +32,7 @@ from playcount.core import keys
 from playcount.core.errors import StaleResult
 from playcount.core.kpi_items import Item, all_items
 from playcount.core.kpis import DayKpis
-from playcount.writer import head
+from playcount.writer import lease
 from playcount.writer.config import WriterOptions
 from playcount.writer.manifest import Key
 from playcount.writer.retry import Backoff
@@ -90,7 +90,7 @@ def _is_kpi_key(key: Key) -> bool:
 
 
 def stored_keys(
-    ddb: Any, table: str, day: dt.date, prior: head.Prior, new_genres: set[str], pool: Executor
+    ddb: Any, table: str, day: dt.date, prior: lease.Prior, new_genres: set[str], pool: Executor
 ) -> tuple[set[Key], int]:
     """The keys of the KPI items stored for `day`, and how many partitions were queried."""
     if prior.version is None and not prior.interrupted:
@@ -158,7 +158,7 @@ def apply(
     started = time.perf_counter()
     items = all_items(kpis)  # before the claim: a result with an invalid key never takes the lease
     desired = {(i["pk"], i["sk"]) for i in items}
-    claim = head.claim(ddb, table, kpis, lease_seconds=options.lease_seconds, wait_seconds=options.claim_wait_seconds)
+    claim = lease.claim(ddb, table, kpis, lease_seconds=options.lease_seconds, wait_seconds=options.claim_wait_seconds)
     if claim is None:
         return Applied(kpis.date, kpis.version, 0, 0, 1, skipped=True, seconds=time.perf_counter() - started)
     with ExitStack() as stack:
@@ -175,11 +175,11 @@ def apply(
                 claim.ensure()
                 _put_catalogue(ddb, table, kpis)
                 claim.commit(kpis, desired)
-            except (StaleResult, head.LeaseLost) as exc:
+            except (StaleResult, lease.LeaseLost) as exc:
                 # a newer result has the date: what we put must not outlive us (it may lack
                 # those keys). After a lost lease only if the new holder is newer: a holder of
                 # the same version (a redelivery of this message) writes exactly our items.
-                if isinstance(exc, StaleResult) or head.newer_than(ddb, table, kpis.date, kpis.version):
+                if isinstance(exc, StaleResult) or lease.newer_than(ddb, table, kpis.date, kpis.version):
                     taken = take_back(ddb, table, kpis.version, desired, pool=pool)
                     log.info("apply.taken_back", date=str(kpis.date), version=kpis.version, items=taken)
                 raise

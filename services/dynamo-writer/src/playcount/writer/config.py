@@ -1,4 +1,4 @@
-"""Writer settings: the shared settings, plus the writer's own knobs (tests pass their own)."""
+"""Writer settings: the shared settings, plus how one writer process applies results."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from playcount.core import aws
-from playcount.core.config import Settings, load_settings
+from playcount.core.config import Settings
 from playcount.writer.retry import Backoff
+
+
+class WriterSettings(Settings):
+    # a writer handed an old result applies the date's newest result object instead (see docs/writer.md)
+    writer_apply_newest: bool = True
 
 
 def dynamodb_client(settings: Settings) -> Any:
@@ -53,4 +58,4 @@ class WriterOptions:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["Settings", "WriterOptions", "dynamodb_client", "load_settings"]
+__all__ = ["WriterOptions", "WriterSettings", "dynamodb_client"]

@@ -24,7 +24,7 @@ from playcount.core.config import Settings
 from playcount.core.errors import PoisonMessage, StaleResult
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import KpiResultReady
-from playcount.writer import head
+from playcount.writer import lease
 from playcount.writer.apply import Applied, apply
 from playcount.writer.config import WriterOptions
 
@@ -120,7 +120,7 @@ class Writer:
             body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if aws.is_missing(exc):
-                if head.newer_than(self.ddb, self.settings.dynamodb_table_name, day, version):
+                if lease.newer_than(self.ddb, self.settings.dynamodb_table_name, day, version):
                     raise StaleResult(f"result object {key} is gone, superseded by a newer version") from exc
                 raise PoisonMessage(f"result object {key} does not exist") from exc
             raise

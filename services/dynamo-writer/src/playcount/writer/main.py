@@ -8,12 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from playcount.core import aws
-from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import KpiResultReady, parse_model
 from playcount.core.resources import RESULTS
 from playcount.core.worker import run_worker
-from playcount.writer.config import WriterOptions, dynamodb_client
+from playcount.writer.config import WriterOptions, WriterSettings, dynamodb_client
 from playcount.writer.handler import Writer
 
 SERVICE = "dynamo-writer"
@@ -31,7 +30,7 @@ def batch_handler(writer: Writer) -> BatchHandler:
 
 
 @asynccontextmanager
-async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+async def handler_factory(settings: WriterSettings, session: Any) -> AsyncIterator[BatchHandler]:
     writer = Writer(
         settings=settings,
         s3=aws.client(settings, "s3"),
@@ -45,7 +44,7 @@ async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[Bat
 
 
 def run() -> None:
-    run_worker(SERVICE, RESULTS, handler_factory)
+    run_worker(WriterSettings.load(), SERVICE, RESULTS, handler_factory)
 
 
 if __name__ == "__main__":

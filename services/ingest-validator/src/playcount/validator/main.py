@@ -11,26 +11,26 @@ from typing import Any
 
 import structlog
 
-from playcount.core import aws, lake, reconcile, snapshots
-from playcount.core.config import Settings
+from playcount.core import aws, parquet, reconcile, snapshots
 from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.messages import parse_s3_event
 from playcount.core.resources import S3_EVENTS, VALIDATED, resources
 from playcount.core.worker import run_worker
+from playcount.validator.config import ValidatorSettings
 from playcount.validator.handler import Validator
 
 SERVICE = "ingest-validator"
 log = structlog.get_logger(__name__)
 
 
-def build_validator(settings: Settings) -> Validator:
+def build_validator(settings: ValidatorSettings) -> Validator:
     sqs = aws.client(settings, "sqs")
     validator = Validator(
         settings=settings,
         s3=aws.client(settings, "s3"),
         ddb=aws.client(settings, "dynamodb"),
         sqs=sqs,
-        fs=lake.filesystem(settings),
+        fs=parquet.filesystem(settings),
         validated_queue_url=aws.queue_url(sqs, resources(settings).queue(VALIDATED).name),
     )
     for kind in snapshots.KINDS:
@@ -43,7 +43,7 @@ def build_validator(settings: Settings) -> Validator:
     return validator
 
 
-async def reconcile_every(settings: Settings, validator: Validator) -> None:
+async def reconcile_every(settings: ValidatorSettings, validator: Validator) -> None:
     """Sweep for unnotified input files every RECONCILE_SECONDS, one validator at a time (a lease)."""
     while True:
         await asyncio.sleep(settings.reconcile_seconds * random.uniform(0.9, 1.1))
@@ -63,7 +63,7 @@ async def reconcile_every(settings: Settings, validator: Validator) -> None:
 
 
 @asynccontextmanager
-async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+async def handler_factory(settings: ValidatorSettings, session: Any) -> AsyncIterator[BatchHandler]:
     validator = await asyncio.to_thread(build_validator, settings)
 
     async def handle(message: SqsMessage) -> None:
@@ -81,7 +81,7 @@ async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[Bat
 
 
 def run() -> None:
-    run_worker(SERVICE, S3_EVENTS, handler_factory)
+    run_worker(ValidatorSettings.load(), SERVICE, S3_EVENTS, handler_factory)
 
 
 if __name__ == "__main__":

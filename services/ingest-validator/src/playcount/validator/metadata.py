@@ -1,35 +1,61 @@
-"""Songs and users metadata: row rules, and which ids an upsert changes.
+"""Songs and users files: row rules, the upsert into the catalog, and which ids it changed.
 
 Songs: track_id, track_genre and a positive integer duration_ms are required per row;
 genres are stored trimmed and lower-cased. The first row of a repeated track_id wins, the
 rest are quarantined (`duplicate_track_id`). Users: user_id and an integer user_age in 0..130.
 A later file upserts rows by id (`core.snapshots`); `changed_ids` lists the ids already known
 whose compared attributes it changes.
+
+`judge_object` judges one metadata object into the catalog, in this order: the quarantined
+rows are uploaded, then the file's rows become the catalog's newest segment (`upsert`, applied
+once per file id), then the dates holding a changed id are asked of the date index. It returns
+the report; the handler stores it, and holds its metadata lock around the whole call.
+`mergeable` tells compaction which segments it may merge (never one whose file has no report).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import random
+import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import structlog
 
-from playcount.core import lake
-from playcount.core.keys import genre_problems, normalise_genres
+from playcount.core import lake, parquet, snapshots
+from playcount.core.config import Settings
+from playcount.core.errors import TransientError
+from playcount.core.genre_columns import genre_problems, normalise_genres
+from playcount.core.messages import FileKind, S3ObjectRef
+from playcount.core.reports import FileReport
+from playcount.validator import dateindex, finishing, storage
+from playcount.validator.csvinput import open_csv
+from playcount.validator.quarantine import Quarantine, schema_for, store_rows
+
+log = structlog.get_logger(__name__)
 
 SONG_REQUIRED = ("track_id", "track_name", "artists", "track_genre", "duration_ms")
 SONG_WANTED = (*SONG_REQUIRED, "popularity")
 USER_REQUIRED = ("user_id", "user_age", "user_country", "created_at")
 USER_WANTED = (*USER_REQUIRED, "user_name")
 
-SONG_SCHEMA = lake.SONGS_SNAPSHOT
-USER_SCHEMA = lake.USERS_SNAPSHOT
+SONG_SCHEMA = parquet.SONGS_SNAPSHOT
+USER_SCHEMA = parquet.USERS_SNAPSHOT
 _INT = r"^\s*[+]?\d{1,12}(\.0*)?\s*$"
+_FILE_ID = re.compile(r"[0-9a-f]{24}")
+UPSERT_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
-class Judged:
+class JudgedMetadata:
+    """One batch of songs or users rows, judged: the clean rows and the rejected rows with their reasons."""
+
     accepted: pa.Table  # the spec's schema plus `line`
     rejected: pa.Table  # line, the original columns, reason
 
@@ -51,15 +77,15 @@ def _reasons(n: int, rules: list[tuple[str, pa.Array]]) -> pa.Array:
     return reason
 
 
-def _split(batch: pa.RecordBatch, first_line: int, reason: pa.Array, accepted: pa.Table) -> Judged:
+def _split(batch: pa.RecordBatch, first_line: int, reason: pa.Array, accepted: pa.Table) -> JudgedMetadata:
     ok = pc.is_null(reason)
     lines = pa.array(range(first_line, first_line + batch.num_rows), pa.int64())
     originals = {name: batch.column(name) for name in batch.schema.names}
     rejected = pa.table({"line": lines, **originals, "reason": reason}).filter(pc.invert(ok))
-    return Judged(accepted=accepted.append_column("line", lines).filter(ok), rejected=rejected)
+    return JudgedMetadata(accepted=accepted.append_column("line", lines).filter(ok), rejected=rejected)
 
 
-def judge_songs(batch: pa.RecordBatch, first_line: int) -> Judged:
+def judge_songs(batch: pa.RecordBatch, first_line: int) -> JudgedMetadata:
     track = pc.utf8_trim_whitespace(batch.column("track_id"))
     genre = normalise_genres(batch.column("track_genre"))
     duration = _as_int(batch.column("duration_ms"))
@@ -92,7 +118,7 @@ def judge_songs(batch: pa.RecordBatch, first_line: int) -> Judged:
     return _split(batch, first_line, reason, accepted)
 
 
-def judge_users(batch: pa.RecordBatch, first_line: int) -> Judged:
+def judge_users(batch: pa.RecordBatch, first_line: int) -> JudgedMetadata:
     user = pc.utf8_trim_whitespace(batch.column("user_id"))
     age = _as_int(batch.column("user_age"))
     name = (
@@ -154,7 +180,7 @@ class Spec:
 
     required: tuple[str, ...]
     wanted: tuple[str, ...]
-    judge: Callable[[pa.RecordBatch, int], Judged]
+    judge: Callable[[pa.RecordBatch, int], JudgedMetadata]
     id_column: str
     compare: tuple[str, ...]
     schema: pa.Schema
@@ -171,3 +197,102 @@ SPECS = {
     ),
     "users": Spec(USER_REQUIRED, USER_WANTED, judge_users, "user_id", ("user_age",), USER_SCHEMA),
 }
+
+
+def judge_object(
+    settings: Settings,
+    s3: Any,
+    fs: Any,
+    body: Any,
+    fid: str,
+    ref: S3ObjectRef,
+    kind: FileKind,
+    base: dict[str, Any],
+) -> FileReport:
+    """Judge the songs or users object in `body` into the catalog (see the module doc); its report.
+
+    Raises `FileRejected` when the file as a whole is refused (nothing is written then).
+    """
+    spec = SPECS[kind]
+    id_col = spec.id_column
+    stream = open_csv(body, ref.key, spec.required, spec.wanted, newlines_in_values=True)
+    quarantine = Quarantine(Path(storage.work_dir(settings)) / f"{fid}-rejected.csv", schema_for(spec.wanted))
+    accepted, rows, malformed = [], 0, 0
+    try:
+        for batch in stream.batches:
+            judged = spec.judge(batch, rows + 1)
+            rows += batch.num_rows
+            accepted.append(judged.accepted)
+            quarantine.write(judged.rejected)
+            malformed += quarantine.write_malformed(stream.drain_malformed())
+        malformed += quarantine.write_malformed(stream.drain_malformed())
+        whole = (
+            pa.concat_tables(accepted) if accepted else spec.schema.append(pa.field("line", pa.int64())).empty_table()
+        )
+        table, repeated = first_per_id(whole, id_col)
+        if pc.any(repeated).as_py():
+            quarantine.write(_repeats_as_rejected(whole.filter(repeated), id_col))
+        rejected_key = store_rows(settings, fs, fid, quarantine)
+    finally:
+        quarantine.close()
+        quarantine.path.unlink(missing_ok=True)
+    table = table.drop_columns(["line"])
+    changed = upsert(settings, s3, fs, cast(snapshots.Kind, kind), fid, table)
+    # asked after the new manifest is stored: a date whose index appears later is computed
+    # by its own file's message, which the runner handles with this catalog or a newer one
+    dates = dateindex.dates_with(settings, s3, fs, id_col, changed)
+    return FileReport(
+        **base,
+        status="accepted",
+        rows_read=rows + malformed,
+        rows_accepted=table.num_rows,
+        rows_quarantined=quarantine.rows,
+        quarantined_by_reason=quarantine.counts,
+        dates=dates,
+        changed_ids=len(changed),
+        rejected_rows_key=rejected_key,
+        archived_key=lake.archive_key(settings, ref.key),
+        validated_at=dt.datetime.now(dt.UTC),
+    )
+
+
+def upsert(settings: Settings, s3: Any, fs: Any, kind: snapshots.Kind, fid: str, table: pa.Table) -> list[str]:
+    """Store the file's rows as the catalog's newest segment; the known ids whose attributes it changed.
+
+    Applied once: a delivery that died after storing the manifest (before its report) left its
+    segment listed under its file id, so the redelivery only compares it with the catalog as it
+    was before that segment, and finds the same changed ids. Validators in other processes
+    upsert concurrently: the manifest write is conditional, and the loser reads the new
+    manifest and tries again (its unlisted segment is deleted by compaction later).
+    """
+    s, spec = settings, SPECS[kind]
+    if table.num_rows == 0:
+        return []
+    columns = [spec.id_column, *spec.compare]
+    ids = table[spec.id_column]
+    for attempt in range(UPSERT_ATTEMPTS):
+        manifest = snapshots.read_manifest(s, s3, kind)
+        mine = next((seg for seg in manifest.segments if seg.name == fid), None)
+        if mine is not None:
+            before = snapshots.read_current(s, fs, manifest, columns, ids=ids, below_seq=mine.seq)
+            return changed_ids(table, before, spec.id_column, spec.compare)
+        before = snapshots.read_current(s, fs, manifest, columns, ids=ids)
+        try:
+            snapshots.upsert(s, s3, fs, manifest, fid, table)
+        except snapshots.CatalogConflict:
+            log.info("catalog.upsert_conflict", kind=kind, attempt=attempt + 1)
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+            continue
+        return changed_ids(table, before, spec.id_column, spec.compare)
+    raise TransientError(f"the {kind} manifest kept changing: {UPSERT_ATTEMPTS} upserts lost the race")
+
+
+def mergeable(settings: Settings, s3: Any, segment: snapshots.Segment) -> bool:
+    """Whether compaction may merge the segment: yes, unless it is a file's and that file has no report yet."""
+    if not _FILE_ID.fullmatch(segment.name):
+        return True
+    return finishing.has_report(settings, s3, segment.name)
+
+
+def _repeats_as_rejected(repeats: pa.Table, id_col: str) -> pa.Table:
+    return repeats.append_column("reason", pa.repeat(f"duplicate_{id_col}", repeats.num_rows))

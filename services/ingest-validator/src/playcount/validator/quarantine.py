@@ -1,17 +1,36 @@
-"""Quarantined rows of one file, streamed to a local CSV: their values, line, reason and raw text.
+"""What a refused row or file leaves behind, under `rejected/{file_id}/`.
 
-Every table written is conformed to one schema per file (`line`, the file's columns as
-strings, `reason`, `raw`), so rows judged by different rules land in the same CSV. `raw` is
-only set for records that could not be split into fields (`malformed_row`).
+Rows: `Quarantine` streams the quarantined rows of one file to a local CSV (their values, line,
+reason and raw text); `store_rows` uploads it to `rows.csv` once the file is judged. Every table
+written is conformed to one schema per file (`line`, the file's columns as strings, `reason`,
+`raw`), so rows judged by different rules land in the same CSV. `raw` is only set for records
+that could not be split into fields (`malformed_row`).
+
+A whole file (`reject_file`): a copy of the version the event named goes to `original/{name}`
+(`CopySourceIfMatch`), then the rejected report to `report.json`. Both keys come from the file
+id, so a redelivery rewrites the same objects; the original itself is deleted only later,
+when the file is finished (`finishing.archive`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import structlog
+
+from playcount.core import lake
+from playcount.core.config import Settings
+from playcount.core.messages import S3ObjectRef
+from playcount.core.reports import FileReport
+from playcount.validator import storage
+from playcount.validator.csvinput import FileRejected
+
+log = structlog.get_logger(__name__)
 
 MALFORMED = "malformed_row"
 
@@ -23,6 +42,8 @@ def schema_for(columns: tuple[str, ...]) -> pa.Schema:
 
 
 class Quarantine:
+    """The quarantined rows of one file, written to a local CSV as they are judged."""
+
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.schema = schema
@@ -63,3 +84,39 @@ class Quarantine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def store_rows(settings: Settings, fs: Any, fid: str, quarantine: Quarantine) -> str | None:
+    """Close the local CSV and upload it; its key, or None when no row was quarantined."""
+    quarantine.close()
+    if not quarantine.rows:
+        return None
+    key = lake.rejected_rows_key(settings, fid)
+    storage.upload(fs, quarantine.path, lake.path(settings, key))
+    return key
+
+
+def reject_file(
+    settings: Settings, s3: Any, fid: str, ref: S3ObjectRef, base: dict[str, Any], rejected: FileRejected
+) -> FileReport:
+    """Keep a copy of the refused file and its report under `rejected/`; returns the report."""
+    prefix = lake.rejected_prefix(settings, fid)
+    original = f"{prefix}original/{ref.key.rsplit('/', 1)[-1] or 'object'}"
+    copy_kwargs = {"CopySourceIfMatch": ref.etag} if ref.etag else {}
+    s3.copy_object(
+        Bucket=settings.s3_bucket,
+        Key=original,
+        CopySource={"Bucket": ref.bucket, "Key": ref.key},
+        **copy_kwargs,
+    )
+    report = FileReport(
+        **base,
+        status="rejected",
+        reason=rejected.reason,
+        detail=rejected.detail,
+        rejected_file_key=original,
+        validated_at=dt.datetime.now(dt.UTC),
+    )
+    storage.put_json(settings, s3, f"{prefix}report.json", report.model_dump(mode="json"))
+    log.warning("object.rejected", reason=rejected.reason, detail=rejected.detail)
+    return report

@@ -28,7 +28,7 @@ UTC_US = pa.timestamp("us", tz="UTC")
 
 
 @dataclass(frozen=True)
-class Judged:
+class JudgedEvents:
     """One batch, judged: the clean events and the rejected rows with their reasons."""
 
     accepted: pa.Table  # user_id, track_id, listen_time (timestamp[us, UTC]), line
@@ -89,7 +89,7 @@ def judge_streams(
     known_tracks: IdLookup | None,
     known_users: IdLookup | None,
     now: dt.datetime,
-) -> Judged:
+) -> JudgedEvents:
     """Judge a batch of stream rows; `first_line` is the 1-based data line of its first row.
 
     `known_tracks` / `known_users` answer membership for the batch's distinct ids (None: no
@@ -127,4 +127,4 @@ def judge_streams(
     rejected = pa.table(
         {"line": lines, "user_id": raw_user, "track_id": raw_track, "listen_time": raw_time, "reason": reason}
     ).filter(pc.invert(ok))
-    return Judged(accepted=accepted, rejected=rejected)
+    return JudgedEvents(accepted=accepted, rejected=rejected)

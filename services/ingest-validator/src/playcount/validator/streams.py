@@ -1,9 +1,14 @@
-"""Judge one stream file locally: parse, apply the row rules, stage, de-duplicate, quarantine.
+"""Judge one stream file (or replayed rows): parse, apply the row rules, de-duplicate, quarantine.
 
-No S3 here: the caller hands in a readable binary stream and the known ids (any `IdLookup`,
-such as the catalog's cached index), and receives each de-duplicated day as a local Parquet
-file (`on_day`), then the quarantine CSV. The handler uploads them; the benchmark runs this
-same code on a local file.
+`judge_file` is local, no S3: the caller hands in a readable binary stream and the known ids
+(any `IdLookup`, such as the catalog's cached index), and receives each de-duplicated day as a
+local Parquet file (`on_day`), then the quarantine CSV. The benchmark runs it on a local file.
+
+`judge_object` is the same judgement with the lake around it: each day's events go to their
+lake key and the date's id index is written right after (both before the report, so before
+the runner can hear of the date), then the quarantine CSV to `rejected/{file_id}/rows.csv`.
+The rows are counted in the `ROWS` metric by outcome, and the file's report is returned, not
+stored (the handler stores it).
 """
 
 from __future__ import annotations
@@ -13,16 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from playcount.core import lake, metrics
+from playcount.core.config import Settings
 from playcount.core.idindex import IdLookup
-from playcount.validator import rules
+from playcount.core.messages import S3ObjectRef
+from playcount.core.reports import FileReport
+from playcount.validator import dateindex, rules, storage
 from playcount.validator.csvinput import open_csv
+from playcount.validator.dedupe import Staging
 from playcount.validator.quarantine import Quarantine, schema_for
-from playcount.validator.staging import Staging
 
 COLUMNS = ("user_id", "track_id", "listen_time")
 DUPLICATE = "duplicate_event"
@@ -46,6 +55,65 @@ class FileJudgement:
     def duplicates(self) -> int:
         """Exact repeats of an event within this file (repeats of other files' events are not seen here)."""
         return self.by_reason.get(DUPLICATE, 0)
+
+
+class KnownIdSource(Protocol):
+    """The ids one kind's catalog knows now (`KnownIds`); None while the kind has no catalog."""
+
+    def current(self) -> IdLookup | None: ...
+
+
+def judge_object(
+    settings: Settings,
+    fs: Any,
+    body: Any,
+    fid: str,
+    ref: S3ObjectRef,
+    base: dict[str, Any],
+    tracks: KnownIdSource,
+    users: KnownIdSource,
+) -> FileReport:
+    """Judge the stream object in `body` into the lake (see the module doc); its report.
+
+    Raises `FileRejected` when the file as a whole is refused (nothing is written then).
+    """
+    s = settings
+    rejected_key = lake.rejected_rows_key(s, fid)
+
+    def on_day(day: dt.date, local: Path) -> None:
+        storage.upload(fs, local, lake.path(s, lake.events_key(s, day, fid)))
+        dateindex.write(s, fs, day, fid, local)  # before the runner hears of the date
+
+    started = time.perf_counter()
+    known_tracks, known_users = tracks.current(), users.current()
+    known_s = round(time.perf_counter() - started, 4)
+    judged = judge_file(
+        body,
+        ref.key,
+        known_tracks=known_tracks,
+        known_users=known_users,
+        work_dir=storage.work_dir(s),
+        on_day=on_day,
+        on_quarantine=lambda local: storage.upload(fs, local, lake.path(s, rejected_key)),
+    )
+    judged.timings["known_ids_s"] = known_s
+    metrics.ROWS.labels("accepted").inc(judged.rows_accepted)
+    for reason, count in judged.by_reason.items():
+        metrics.ROWS.labels(reason).inc(count)
+    return FileReport(
+        **base,
+        status="accepted",
+        rows_read=judged.rows_read,
+        rows_accepted=judged.rows_accepted,
+        rows_quarantined=judged.rows_quarantined,
+        quarantined_by_reason=judged.by_reason,
+        duplicates=judged.duplicates,
+        dates=judged.dates,
+        rejected_rows_key=rejected_key if judged.rows_quarantined else None,
+        archived_key=lake.archive_key(s, ref.key),
+        validated_at=dt.datetime.now(dt.UTC),
+        timings=judged.timings,
+    )
 
 
 def judge_file(

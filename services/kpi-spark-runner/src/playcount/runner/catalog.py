@@ -22,8 +22,8 @@ import structlog
 from botocore.exceptions import ClientError
 
 from playcount.core import aws, snapshots
-from playcount.core.config import Settings
 from playcount.runner.compute import Metadata
+from playcount.runner.config import RunnerSettings
 
 log = structlog.get_logger(__name__)
 _ATTEMPTS = 3
@@ -32,7 +32,7 @@ _ATTEMPTS = 3
 class Catalog:
     """The current segments of songs and users: local files (stage) or `s3a://` URLs."""
 
-    def __init__(self, settings: Settings, s3: Any, work_dir: Path) -> None:
+    def __init__(self, settings: RunnerSettings, s3: Any, work_dir: Path) -> None:
         self.settings = settings
         self.s3 = s3
         work_dir.mkdir(parents=True, exist_ok=True)

@@ -20,21 +20,21 @@ from typing import Any
 import structlog
 
 from playcount.core import lake, ledger, metrics
-from playcount.core.config import Settings
 from playcount.core.consumer import Outcome, Outcomes, SqsMessage
 from playcount.core.errors import PoisonMessage
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import FileValidated, KpiResultReady, SourceFile, parse_model
-from playcount.runner import staging, versions
+from playcount.runner import mirror, versions
 from playcount.runner.catalog import Catalog
 from playcount.runner.compute import Computed, Inputs, compute
+from playcount.runner.config import RunnerSettings
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
 class Runner:
-    settings: Settings
+    settings: RunnerSettings
     spark: Any
     s3: Any
     sqs: Any
@@ -44,7 +44,7 @@ class Runner:
     mirror_dates: int = 64
     _catalog: Catalog | None = None
     last_job: Computed | None = None
-    _mirror: staging.LakeMirror | None = None
+    _mirror: mirror.LakeMirror | None = None
     _io: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="emit"))
 
     def now(self) -> float:
@@ -119,10 +119,10 @@ class Runner:
 
     def _inputs(self, dates: list[dt.date]) -> Inputs:
         if self.settings.lake_read_mode == "s3a":
-            return staging.s3a_inputs(self.settings, self.s3, dates)
+            return mirror.s3a_inputs(self.settings, self.s3, dates)
         if self._mirror is None:
             work = Path(self.settings.work_dir) / "runner"
-            self._mirror = staging.LakeMirror(self.settings, self.s3, work, keep_dates=self.mirror_dates)
+            self._mirror = mirror.LakeMirror(self.settings, self.s3, work, keep_dates=self.mirror_dates)
         return self._mirror.inputs(dates)
 
     def _emit(self, kpis: DayKpis, files: list[FileValidated]) -> None:

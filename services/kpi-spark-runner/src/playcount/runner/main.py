@@ -10,11 +10,11 @@ from typing import Any
 
 import structlog
 
-from playcount.core import aws, lake
-from playcount.core.config import Settings
+from playcount.core import aws, parquet
 from playcount.core.consumer import BatchHandler, Outcomes, SqsMessage
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 from playcount.core.worker import run_worker
+from playcount.runner.config import RunnerSettings
 from playcount.runner.handler import Runner
 from playcount.runner.session import spark_session
 from playcount.runner.warmup import warm_up
@@ -23,7 +23,7 @@ SERVICE = "kpi-spark-runner"
 log = structlog.get_logger(__name__)
 
 
-def build_runner(settings: Settings) -> Runner:
+def build_runner(settings: RunnerSettings) -> Runner:
     sqs = aws.client(settings, "sqs")
     spark = spark_session(settings)
     spark.range(1).count()  # start the JVM's executors and planner before the first batch
@@ -38,7 +38,7 @@ def build_runner(settings: Settings) -> Runner:
         s3=aws.client(settings, "s3"),
         sqs=sqs,
         ddb=aws.client(settings, "dynamodb"),
-        fs=lake.filesystem(settings),
+        fs=parquet.filesystem(settings),
         results_queue_url=aws.queue_url(sqs, resources(settings).queue(RESULTS).name),
         mirror_dates=settings.runner_mirror_dates,
     )
@@ -47,7 +47,7 @@ def build_runner(settings: Settings) -> Runner:
 
 
 @asynccontextmanager
-async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
+async def handler_factory(settings: RunnerSettings, session: Any) -> AsyncIterator[BatchHandler]:
     runner = await asyncio.to_thread(build_runner, settings)
 
     async def handle(messages: list[SqsMessage]) -> Outcomes:
@@ -61,10 +61,9 @@ async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[Bat
 
 
 def run() -> None:
-    from playcount.core.config import load_settings
-
-    settings = load_settings()
+    settings = RunnerSettings.load()
     run_worker(
+        settings,
         SERVICE,
         VALIDATED,
         handler_factory,

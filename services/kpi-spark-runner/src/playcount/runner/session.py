@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pyspark
 from pyspark.sql import SparkSession
 
-from playcount.core.config import Settings
+from playcount.runner.config import RunnerSettings
 
 JARS = Path(pyspark.__file__).parent / "jars"
 
@@ -43,7 +43,7 @@ def s3a_packages(jars: Path = JARS) -> str | None:
     return f"org.apache.hadoop:hadoop-aws:{bundled_hadoop_version(jars)}"
 
 
-def spark_session(settings: Settings, app_name: str = "playcount-kpi-runner") -> SparkSession:
+def spark_session(settings: RunnerSettings, app_name: str = "playcount-kpi-runner") -> SparkSession:
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
@@ -71,7 +71,7 @@ def spark_session(settings: Settings, app_name: str = "playcount-kpi-runner") ->
     return session
 
 
-def _s3a(builder: SparkSession.Builder, settings: Settings) -> SparkSession.Builder:
+def _s3a(builder: SparkSession.Builder, settings: RunnerSettings) -> SparkSession.Builder:
     builder = builder.config("spark.hadoop.fs.s3a.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem").config(
         "spark.hadoop.fs.s3a.aws.credentials.provider",
         "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",

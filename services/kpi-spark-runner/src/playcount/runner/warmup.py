@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from playcount.core import lake, snapshots
+from playcount.core import parquet, snapshots
 from playcount.runner.compute import Inputs, Metadata, compute
 
 DAYS = (dt.date(2000, 1, 1), dt.date(2000, 1, 2))
@@ -43,7 +43,7 @@ def _tables(n_events: int) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
                     "track_id": [f"t{i % 21}" for i in range(n_events)],  # and so is t20
                     "listen_time": [start + dt.timedelta(seconds=97 * i) for i in range(n_events)],
                 },
-                schema=lake.EVENTS,
+                schema=parquet.EVENTS,
             )
         )
     return songs, users, parts

@@ -13,17 +13,17 @@ from botocore.config import Config
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from playcount.api import errors
+from playcount.api import problems
 from playcount.api.cache import TtlCache
+from playcount.api.config import ApiSettings
+from playcount.api.consistent import DateVersions
 from playcount.api.history import History, sampling
 from playcount.api.routes import admin, kpis, ops, pages
 from playcount.api.security import BodyLimit, SecurityHeaders
 from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
 from playcount.api.telemetry import Telemetry
-from playcount.api.versions import DateVersions
 from playcount.core import aws
-from playcount.core.config import Settings, load_settings
 
 # A request waits for AWS at most a few seconds, then gets a 503: the shared clients retry 8
 # times (right for workers, wrong for an HTTP client that is waiting on us).
@@ -35,7 +35,7 @@ CLIENT_CONFIG = Config(
 )
 
 
-def document_open_reads(app: FastAPI, settings: Settings) -> None:
+def document_open_reads(app: FastAPI, settings: ApiSettings) -> None:
     """While API_READ_KEY is unset the key is optional on reads: say so in the schema (`{}` = none)."""
     generate = app.openapi
 
@@ -52,9 +52,9 @@ def document_open_reads(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings | None = None, *, history: History | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None, *, history: History | None = None) -> FastAPI:
     """The API for `settings`; `history` sets how often the dashboard's history is sampled."""
-    settings = settings or load_settings()
+    settings = settings or ApiSettings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, history: History | None = No
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Telemetry)
-    errors.install(app)
+    problems.install(app)
     app.include_router(kpis.router)
     app.include_router(ops.router)
     app.include_router(admin.router)

@@ -18,14 +18,14 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from playcount.api.cache import TtlCache
+from playcount.api.config import ApiSettings
+from playcount.api.consistent import DateVersions
 from playcount.api.history import History
 from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
-from playcount.api.versions import DateVersions
-from playcount.core.config import Settings
 
 
-async def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
@@ -49,7 +49,7 @@ async def get_history(request: Request) -> History:
     return request.app.state.history
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 StoreDep = Annotated[KpiStore, Depends(get_store)]
 CacheDep = Annotated[TtlCache, Depends(get_cache)]
 S3Dep = Annotated[Any, Depends(get_s3)]
@@ -68,7 +68,7 @@ def _same(expected: str, given: str | None) -> bool:
     return given is not None and secrets.compare_digest(expected.encode(), given.encode())
 
 
-def _check_read_key(settings: Settings, api_key: str | None) -> None:
+def _check_read_key(settings: ApiSettings, api_key: str | None) -> None:
     if settings.api_read_key is None:
         return
     if _same(settings.api_read_key, api_key) or (settings.api_key is not None and _same(settings.api_key, api_key)):

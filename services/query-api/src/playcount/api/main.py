@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import uvicorn
 
 from playcount.api.app import create_app
+from playcount.api.config import ApiSettings
 from playcount.core import logs
-from playcount.core.config import load_settings
 
 
 class _Server(uvicorn.Server):
@@ -32,7 +32,7 @@ class _Server(uvicorn.Server):
 
 
 def run() -> None:
-    settings = load_settings()
+    settings = ApiSettings.load()
     logs.configure(settings.log_level, settings.log_format, service="query-api")
     config = uvicorn.Config(
         create_app(settings),

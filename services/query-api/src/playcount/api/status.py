@@ -14,8 +14,8 @@ from typing import Any
 from playcount.api.cache import TtlCache
 from playcount.api.models import PipelineStatus, QueueStatus
 from playcount.api.store import KpiStore
-from playcount.core import pipeline
 from playcount.core.config import Settings
+from playcount.ops import pipeline
 
 
 class StatusProbe:

@@ -73,7 +73,7 @@ class KpiStore:
             if not start:
                 return items
 
-    # a date's reads return the versions their items carry too: `versions.DateVersions.whole`
+    # a date's reads return the versions their items carry too: `consistent.DateVersions.whole`
     # serves them only when they are one whole version
     async def genre_day(self, genre: str, day: dt.date) -> tuple[tuple[GenreDay, int, str] | None, set[int]]:
         items = await self._query(keys.genre_day_pk(genre, day))

@@ -10,7 +10,7 @@ when every catalogue entry that names the genre has its trend item:
 - an entry that names the genre without an item means an apply under way removed it;
 
 either way the read is retried after a short pause, and answers 503 with Retry-After when the
-apply stays unfinished (`versions.DateBeingUpdated`), as a date's own lookups do. A date whose
+apply stays unfinished (`consistent.DateBeingUpdated`), as a date's own lookups do. A date whose
 entry was written before trend items existed (no `trend_items` flag) has no items: it is absent
 from trends until it is recomputed, and an item that appears for it is an apply under way.
 """
@@ -22,9 +22,9 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from playcount.api.consistent import RETRY_PAUSES, DateBeingUpdated
 from playcount.api.store import KpiStore
 from playcount.api.telemetry import MIXED_READS
-from playcount.api.versions import RETRY_PAUSES, DateBeingUpdated
 from playcount.core.kpis import TrendDay
 
 

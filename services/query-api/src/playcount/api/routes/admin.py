@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from playcount.api.deps import AdminAccess, SettingsDep
-from playcount.api.errors import COMMON_ERRORS
 from playcount.api.models import ErrorResponse, RedriveResponse
 from playcount.api.params import StagePath
-from playcount.core import dlq, replay
+from playcount.api.problems import COMMON_ERRORS
+from playcount.ops import dlq, replay
 
 router = APIRouter(
     prefix="/ops",
@@ -51,7 +51,7 @@ async def dlq_redrive(
 async def quarantine_replay(settings: SettingsDep, request: Request) -> replay.ReplayResult:
     """Send quarantined unknown-id rows that current metadata now knows through the pipeline again.
 
-    One replay at a time per API process; a replay is idempotent (see `playcount.core.replay`).
+    One replay at a time per API process; a replay is idempotent (see `playcount.ops.replay`).
     """
     async with request.app.state.replay_lock:
         return await asyncio.to_thread(replay.replay_quarantine, settings)

@@ -2,7 +2,7 @@
 
 Bodies are cached encoded (see `cache`): a hit costs a dictionary lookup and, when the client
 sends the ETag it holds, a 304 without a body. A date's body is always one whole version, read
-between two HEAD reads (`versions.DateVersions.whole`); its cache entry is tagged with that
+between two HEAD reads (`consistent.DateVersions.whole`); its cache entry is tagged with that
 version and revalidated with the date's other entries by one HEAD read.
 """
 
@@ -17,7 +17,6 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from playcount.api import cursors
 from playcount.api.deps import Reads, ReadsDep
-from playcount.api.errors import COMMON_ERRORS
 from playcount.api.etag import Encoded, encode
 from playcount.api.export import CSV_RESPONSE, Format, respond
 from playcount.api.models import (
@@ -32,6 +31,7 @@ from playcount.api.models import (
     TrendResponse,
 )
 from playcount.api.params import ClosedRange, Cursor, DatePath, DateRange, GenrePath, Limit, OpenRange
+from playcount.api.problems import COMMON_ERRORS
 from playcount.api.trends import whole_trend
 from playcount.core.kpis import RANKING_CHUNK
 

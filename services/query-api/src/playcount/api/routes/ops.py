@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from playcount.api import telemetry
 from playcount.api.deps import CacheDep, HistoryDep, ProbeDep, ReadAccess, S3Dep, SettingsDep, StoreDep
-from playcount.api.errors import COMMON_ERRORS
 from playcount.api.models import ErrorResponse, Health, HistoryResponse, PipelineStatus
 from playcount.api.params import FileIdPath
+from playcount.api.problems import COMMON_ERRORS
 from playcount.core import aws, lake
 from playcount.core.reports import FileReport
 
