@@ -5,7 +5,7 @@ SRC := shared/src ops/src services/ingest-validator/src services/kpi-spark-runne
 PYTEST_ARGS ?=
 ONLY ?=
 
-.PHONY: setup run test lint typecheck pytest bench bench-quick clean
+.PHONY: setup run test check lint typecheck pytest bench bench-quick clean
 
 setup:
 	@scripts/setup.sh
@@ -16,6 +16,12 @@ run: setup
 test:
 	@scripts/setup.sh test
 	$(MAKE) lint typecheck pytest
+
+# the quick lane before a push: lint, types, the pure-function tests and one end-to-end smoke test
+check:
+	@scripts/setup.sh
+	$(MAKE) lint typecheck
+	$(VENV)/pytest -m "fast or smoke" $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ruff check .

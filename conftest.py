@@ -1,7 +1,8 @@
 """Fixtures shared by every test: each test session owns its emulator, each test its resources.
 
 - `emulator`: moto in server mode on a free loopback port, for the whole session;
-- `settings`: randomly named bucket, queues and table on it, bootstrapped, for one test;
+- `settings`: randomly named bucket, queues and table on it, bootstrapped, for one test, and
+  deleted after it (`tests.support.sandbox.teardown`); `sandbox(**overrides)` for other settings;
 - `stack`: a factory that starts services as real child processes and stops them after;
 - `spark`: one warm local Spark session for the tests that need it.
 AWS_* variables from the developer's environment are stripped, so nothing leaks in.
@@ -21,6 +22,7 @@ from playcount.devstack import emulator as emu
 from playcount.devstack.sandbox import sandbox_settings
 from playcount.devstack.stack import Stack
 from playcount.ops.bootstrap import bootstrap
+from tests.support.sandbox import teardown
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,10 +48,28 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(emulator: str, tmp_path: Path) -> Settings:
+def settings(emulator: str, tmp_path: Path) -> Iterator[Settings]:
     s = sandbox_settings(emulator, tmp_path / "work")
     bootstrap(s)
-    return s
+    yield s
+    teardown(s)
+
+
+@pytest.fixture
+def sandbox(emulator: str, tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """A factory for a test that needs other settings: `sandbox(**overrides)` bootstraps fresh
+    resources with them; they are deleted after the test."""
+    made: list[Settings] = []
+
+    def make(**overrides: Any) -> Settings:
+        s = sandbox_settings(emulator, tmp_path / f"sandbox-{len(made)}", **overrides)
+        made.append(s)
+        bootstrap(s)
+        return s
+
+    yield make
+    for s in made:
+        teardown(s)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from playcount.core import aws
 from playcount.devstack import generate
 from playcount.ops.pipeline import counters, wait_until_idle
-from tests import oracle
-from tests.helpers import get_json, wait_for
+from tests.support import oracle
+from tests.support.helpers import get_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -70,6 +70,7 @@ def test_stream_file_becomes_served_kpis(settings, stack):
     assert status == 200 and pipeline["idle"] is True and pipeline["dlq_total"] == 0
 
 
+@pytest.mark.smoke  # the smallest file through every service: `make check`'s end-to-end test
 def test_any_genre_name_is_counted_and_served_by_its_percent_encoded_name(settings, stack):
     # GIVEN the four services, and songs whose genres are in several scripts and cases, one
     # decomposed (forro + combining acute), one with '/', and one that cannot be a key (BEL)

@@ -10,6 +10,8 @@ import pytest
 
 from playcount.devstack import generate
 
+pytestmark = pytest.mark.fast
+
 DAY = dt.date(2025, 6, 24)
 
 

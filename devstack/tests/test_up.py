@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from playcount.devstack.emulator import free_port
-from tests.helpers import get_json, wait_for
+from tests.support.helpers import get_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 

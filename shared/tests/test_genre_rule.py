@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from playcount.core import genre_columns, keys
 
+pytestmark = pytest.mark.fast
+
 CODE_POINTS = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
 
 

@@ -10,6 +10,8 @@ import pytest
 from playcount.core import idindex
 from playcount.core.idindex import IdIndex, hash_ids
 
+pytestmark = pytest.mark.fast
+
 IDS = ["u1", "u2", "", "ünï", "日本語", "x" * 300, "u10", "u01", "U1"]
 
 

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from playcount.core import genre_columns, keys
 
+pytestmark = pytest.mark.fast
+
 DAY = dt.date(2025, 6, 24)
 PERSIAN_POP_ROCK = "\u067e\u0627\u067e\u200c\u0631\u0627\u06a9"  # needs the zero-width non-joiner (U+200C)
 EXAMPLES = {

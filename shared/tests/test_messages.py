@@ -5,6 +5,8 @@ import pytest
 from playcount.core.errors import PoisonMessage
 from playcount.core.messages import FileValidated, parse_model, parse_s3_event
 
+pytestmark = pytest.mark.fast
+
 
 def _event(*keys: str, name: str = "ObjectCreated:Put") -> str:
     return json.dumps(

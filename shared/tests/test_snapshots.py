@@ -79,6 +79,7 @@ def _segments(*rows):
     return tuple(Segment(f"k{i}", i + 1, n) for i, n in enumerate(rows))
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("rows", "merged"),
     [
@@ -98,6 +99,7 @@ def test_the_compaction_plan_is_size_tiered(rows, merged):
     assert tuple(s.rows for s in plan_compaction(_segments(*rows), lambda _: True)) == merged
 
 
+@pytest.mark.fast
 def test_an_unfinished_segment_and_all_older_ones_are_left_alone():
     segments = _segments(1000, 100, 100, 100)
     unfinished = segments[2]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.sources import (
+from tests.support.deploy import (
     COMPOSE,
     DASHBOARDS,
     DATASOURCES,

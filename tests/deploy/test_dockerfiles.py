@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.sources import (
+from tests.support.deploy import (
     DOCKERFILE,
     LOCK,
     NEVER_IN_AN_IMAGE,

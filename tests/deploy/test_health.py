@@ -16,7 +16,7 @@ import pytest
 from playcount.core.config import Settings
 from playcount.core.health import heartbeat_problem, http_problem
 from playcount.devstack.stack import Stack
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 
 def _check(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

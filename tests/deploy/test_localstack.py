@@ -17,8 +17,8 @@ from playcount.core.config import Settings, load_settings
 from playcount.core.messages import parse_s3_event
 from playcount.core.resources import S3_EVENTS, resources
 from playcount.ops.bootstrap import bootstrap
-from tests.deploy.sources import compose
-from tests.helpers import wait_for
+from tests.support.deploy import compose
+from tests.support.helpers import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -17,7 +17,8 @@ from playcount.ops.bootstrap import notification_configuration
 from playcount.runner.config import RunnerSettings
 from playcount.validator.config import ValidatorSettings
 from playcount.writer.config import WriterSettings
-from tests.deploy.sources import SERVICES, SPARK_STANDALONE, compose, template
+from tests.support.deploy import SERVICES, SPARK_STANDALONE, compose, template
+from tests.support.sandbox import teardown
 
 # the settings each compose service and ECS container reads its environment into (a service's own
 # knobs live in its subclass of the shared Settings); others (Spark master, worker) read Settings
@@ -233,3 +234,4 @@ def test_the_compose_bootstrap_command_creates_every_resource(
         _queue_attributes(settings, q.dlq_name)
     ddb = boto3.client("dynamodb", endpoint_url=emulator, region_name=settings.aws_region)
     assert ddb.describe_table(TableName=res.table)["Table"]["TableStatus"] == "ACTIVE"
+    teardown(settings)  # what the command created, as the `settings` fixture does for its own

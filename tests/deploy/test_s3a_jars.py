@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.sources import ROOT, dockerfile
+from tests.support.deploy import ROOT, dockerfile
 
 SCRIPT = ROOT / "deploy" / "runner" / "fetch-s3a-jars.sh"
 PINS = dockerfile().args()  # the kpi-spark-runner target's s3a-jars stage

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.sources import DOCKERFILE, NEVER_IN_AN_IMAGE, ROOT, TEMPLATE, tool, workspace_members
+from tests.support.deploy import DOCKERFILE, NEVER_IN_AN_IMAGE, ROOT, TEMPLATE, tool, workspace_members
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 DOCKERFILES = [DOCKERFILE]  # the one Dockerfile (test_dockerfiles.py checks there is no other)

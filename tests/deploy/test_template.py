@@ -21,7 +21,7 @@ import pytest
 
 from playcount.core import lake, parquet, snapshots
 from playcount.core.config import Settings, load_settings
-from tests.deploy.sources import ROOT, SERVICES, TEMPLATE, template, tool
+from tests.support.deploy import ROOT, SERVICES, TEMPLATE, template, tool
 
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
 ROLE_OF = {  # ECS service name -> (queue resource it consumes, queue resources it sends to)

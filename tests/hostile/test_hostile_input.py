@@ -24,7 +24,7 @@ from playcount.core.messages import S3ObjectRef
 from playcount.core.reports import FileReport
 from playcount.core.resources import S3_EVENTS, resources
 from playcount.validator.main import build_validator
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 HERE = Path(__file__).parent
 EXPECTED: dict[str, dict[str, Any]] = {

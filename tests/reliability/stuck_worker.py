@@ -12,18 +12,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
+
 from playcount.core.config import Settings
 from playcount.core.consumer import BatchHandler, SqsMessage, per_message
 from playcount.core.resources import VALIDATED
 from playcount.core.worker import run_worker
 
 _never = threading.Event()
+log = structlog.get_logger(__name__)
 
 
 @asynccontextmanager
 async def handler_factory(settings: Settings, session: Any) -> AsyncIterator[BatchHandler]:
     async def hang(message: SqsMessage) -> None:
-        print("stuck_worker.holding", message.body, flush=True)
+        log.info("stuck_worker.holding", body=message.body)
         await asyncio.to_thread(_never.wait)
 
     yield per_message(hang)

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from playcount.core import aws, keys
 from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats, SongRank
-from tests.helpers import get_json, wait_for
+from tests.support.helpers import get_json, wait_for
 
 STORED_GENRES = ("rock", "rock&roll", "pop", "hip-hop", "hip-hop/rap", "r&b", "música mexicana", "forró", "c#")
 STORED_DAYS = (dt.date(2025, 6, 24), dt.date(2025, 6, 25))
@@ -63,6 +63,7 @@ def _valid(genre: str) -> bool:
     return keys.genre_problem(keys.normalise_genre(genre)) is None
 
 
+@pytest.mark.fast
 @hsettings(max_examples=500, deadline=None)
 @given(genre=st.one_of(genres, st.text()), day=st.dates())
 def test_a_genre_key_is_refused_or_names_exactly_its_own_partition(genre: str, day: dt.date):
@@ -78,6 +79,7 @@ def test_a_genre_key_is_refused_or_names_exactly_its_own_partition(genre: str, d
         assert not pk.startswith((keys.CATALOG_DAYS_PK, keys.COUNTERS_PK, "DATE#", "PIPELINE#"))
 
 
+@pytest.mark.fast
 @hsettings(max_examples=500, deadline=None)
 @given(a=st.tuples(genres, st.dates()), b=st.tuples(genres, st.dates()))
 def test_different_parameters_never_share_a_partition(a, b):
@@ -88,6 +90,7 @@ def test_different_parameters_never_share_a_partition(a, b):
     assert (ka == kb) == (a == b)
 
 
+@pytest.mark.fast
 @given(hour=st.integers(), metric=st.text(max_size=40))
 def test_sort_keys_refuse_what_is_out_of_range(hour: int, metric: str):
     if 0 <= hour <= 23:

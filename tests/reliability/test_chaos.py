@@ -19,9 +19,9 @@ import pytest
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 from playcount.devstack.stack import SERVICES
 from playcount.ops.pipeline import queue_depths
-from tests.helpers import wait_for
-from tests.reliability import support
-from tests.reliability.test_pipeline_faults import Running
+from tests.support import world as support
+from tests.support.helpers import wait_for
+from tests.support.world import Running
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.spark]
 

@@ -20,7 +20,7 @@ from playcount.core.config import Settings
 from playcount.core.consumer import Consumer, Outcome, SqsMessage, per_message
 from playcount.core.resources import VALIDATED, resources
 from playcount.core.worker import consume
-from tests.reliability.proxy import proxy_to
+from tests.support.proxy import proxy_to
 
 
 async def _wait(condition, timeout=30.0, what=""):

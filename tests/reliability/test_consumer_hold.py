@@ -26,7 +26,7 @@ async def _taken(direct, url: str, timeout: float = 10.0) -> None:
 
 
 async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
-    """Send `a`; once it is received, `b` 1 s later; return the batches the consumer handled."""
+    """Send `a`; once its batch window is over, `b`; return the batches the consumer handled."""
     direct = aws.client(settings, "sqs")
     spec = resources(settings)
     url = aws.queue_url(direct, spec.queue(VALIDATED).name)
@@ -36,6 +36,7 @@ async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
         direct.send_message(QueueUrl=upstream, MessageBody="a file still to validate")
     batches: list[list[str]] = []
     both = asyncio.Event()
+    window_closed = asyncio.Event()  # the consumer asked whether to hold: its batch window is over
 
     async def handle(messages: list[SqsMessage]) -> dict[str, Outcome]:
         batches.append(sorted(m.body for m in messages))
@@ -45,15 +46,22 @@ async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
 
     session = aws.async_session()
     async with aws.async_client(session, settings, "sqs") as sqs:
+        backlog = backlog_of(sqs, spec.queue(S3_EVENTS).name)
+
+        async def hold() -> bool:
+            window_closed.set()
+            return await backlog()
+
         consumer = Consumer(
             sqs, url, handle, "test", visibility_timeout=30, wait_seconds=1, max_batch=10, batch_window=0.3,
-            hold=backlog_of(sqs, spec.queue(S3_EVENTS).name), max_hold=10.0,
+            hold=hold, max_hold=10.0,
         )  # fmt: skip
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
         direct.send_message(QueueUrl=url, MessageBody="a")
         await _taken(direct, url)
-        await asyncio.sleep(1.0)  # the scenario: b arrives well after the 0.3 s batch window closed
+        # the scenario: b arrives after the 0.3 s batch window of a closed
+        await asyncio.wait_for(window_closed.wait(), 10)
         direct.send_message(QueueUrl=url, MessageBody="b")
         await _taken(direct, url)
         if upstream_backlog:  # the validator takes the last file
@@ -67,7 +75,7 @@ async def _batches_seen(settings, *, upstream_backlog: bool) -> list[list[str]]:
 
 
 async def test_a_batch_gathers_while_files_wait_upstream(settings):
-    # GIVEN a file waiting on the validator's queue, WHEN two validated messages arrive 1 s apart
+    # GIVEN a file waiting on the validator's queue, WHEN two validated messages arrive a batch window apart
     # THEN they are handled in one batch (one recomputation, not two)
     assert await _batches_seen(settings, upstream_backlog=True) == [["a", "b"]]
 

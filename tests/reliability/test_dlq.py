@@ -16,7 +16,7 @@ from playcount.core import aws
 from playcount.core.resources import RESULTS, S3_EVENTS, VALIDATED, resources
 from playcount.devstack import emulator as emu
 from playcount.ops import dlq
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 
 def _urls(settings, stage):
@@ -119,7 +119,8 @@ def test_cli_lists_and_redrives(settings):
     dlq_name = resources(settings).queue(VALIDATED).dlq_name
 
     listing = _cli(settings, "dlq", "list")
-    assert listing.code == 0 and any(dlq_name in line and line.split()[-1] == "1" for line in listing.out.splitlines())
+    rows = [[cell.strip() for cell in line.strip("│ ").split("│")] for line in listing.out.splitlines() if "│" in line]
+    assert listing.code == 0 and [r for r in rows if r[1:] == [dlq_name, "1"]], listing.out
     peeked = _cli(settings, "dlq", "peek", VALIDATED)
     assert peeked.code == 0 and "not json" in peeked.out
 

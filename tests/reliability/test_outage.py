@@ -18,10 +18,10 @@ import pytest
 
 from playcount.devstack import emulator as emu
 from playcount.ops.pipeline import counters
-from tests.helpers import get_json, wait_for
-from tests.reliability import support
-from tests.reliability.proxy import proxy_to
-from tests.reliability.test_pipeline_faults import Running
+from tests.support import world as support
+from tests.support.helpers import get_json, wait_for
+from tests.support.proxy import proxy_to
+from tests.support.world import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 

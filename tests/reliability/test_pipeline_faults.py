@@ -33,41 +33,14 @@ from playcount.ops import dlq
 from playcount.ops.bootstrap import bootstrap
 from playcount.ops.pipeline import queue_depths, wait_until_idle
 from playcount.runner import versions
-from tests.helpers import get_json, wait_for
-from tests.reliability import support
+from tests.support import world as support
+from tests.support.helpers import get_json, wait_for
+from tests.support.sandbox import teardown
+from tests.support.world import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 VISIBILITY_SECONDS = 20
-
-
-class Running:
-    def __init__(self, settings, stack: Stack, log_dir) -> None:
-        self.settings = settings
-        self.stack = stack
-        self.log_dir = log_dir
-        self.api = f"http://127.0.0.1:{settings.api_port}"
-        self.world: support.World | None = None
-
-    @property
-    def w(self) -> support.World:
-        assert self.world is not None
-        return self.world
-
-    def sqs(self) -> Any:
-        return aws.client(self.settings, "sqs")
-
-    def send(self, stage: str, body: str) -> None:
-        sqs = self.sqs()
-        sqs.send_message(QueueUrl=aws.queue_url(sqs, resources(self.settings).queue(stage).name), MessageBody=body)
-
-    def settled_exactly(self, timeout: float = 240) -> None:
-        """Drained, serving exactly the oracle's KPIs, with every file accounted for."""
-        assert wait_until_idle(self.settings, timeout=timeout), "the pipeline did not drain"
-        want = support.expected(self.w)
-        support.wait_served_exactly(self.api, want, timeout=timeout)
-        problems = support.accounting_problems(self.w, want)
-        assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +67,7 @@ def running(emulator, tmp_path_factory):
         yield r
     finally:
         stack.stop()
+        teardown(settings)
 
 
 # -- redelivery --------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from playcount.core.messages import parse_s3_event
 from playcount.core.resources import S3_EVENTS, resources
 from playcount.devstack import emulator as emu
 from playcount.ops.pipeline import counters
-from tests.helpers import wait_for
-from tests.reliability import support
+from tests.support import world as support
+from tests.support.helpers import wait_for
 
 SONGS = b"track_id,track_name,artists,track_genre,popularity,duration_ms\nt1,Song,Ana,pop,50,181000\n"
 

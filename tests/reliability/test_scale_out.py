@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability import support
-from tests.reliability.test_pipeline_faults import Running
+from tests.support import world as support
+from tests.support.world import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 

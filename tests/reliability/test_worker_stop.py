@@ -16,16 +16,22 @@ from pathlib import Path
 from playcount.core import aws
 from playcount.core.resources import VALIDATED, resources
 from playcount.devstack import emulator as emu
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
+from tests.support.world import log_events
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _events(log_dir: Path, *fields: str) -> list[dict[str, object]]:
+    """The worker's logged events, each cut down to `fields`."""
+    return [{f: e.get(f) for f in fields} for e in log_events(log_dir, "worker")]
 
 
 def test_sigterm_with_a_hung_handler_exits_0_quickly_and_returns_the_message(settings, tmp_path):
     sqs = aws.client(settings, "sqs")
     url = aws.queue_url(sqs, resources(settings).queue(VALIDATED).name)
     sqs.send_message(QueueUrl=url, MessageBody="hang-on-this")
-    out = tmp_path / "worker.log"
+    out = tmp_path / "worker.log"  # the JSON lines `log_events(tmp_path, "worker")` reads
     env = {**os.environ, **settings.to_env(), **emu.EMBEDDED_CREDENTIALS, "LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
     with open(out, "wb") as log:
         proc = subprocess.Popen(
@@ -33,7 +39,11 @@ def test_sigterm_with_a_hung_handler_exits_0_quickly_and_returns_the_message(set
         )
     try:
         # GIVEN the worker holding the message in a thread that will never return
-        wait_for(lambda: b"stuck_worker.holding" in out.read_bytes(), timeout=60, what="the worker holding it")
+        wait_for(
+            lambda: {"event": "stuck_worker.holding", "body": "hang-on-this"} in _events(tmp_path, "event", "body"),
+            timeout=60,
+            what="the worker holding it",
+        )
 
         # WHEN it gets SIGTERM
         t0 = time.monotonic()
@@ -46,9 +56,10 @@ def test_sigterm_with_a_hung_handler_exits_0_quickly_and_returns_the_message(set
             proc.wait()
 
     # THEN it exits 0 within its 1 s shutdown timeout plus a little, and the message is back at once
-    log_text = out.read_text()
-    assert code == 0, log_text[-2000:]
+    assert code == 0, out.read_text()[-2000:]
     assert took < 10, f"took {took:.1f} s"
-    assert "consumer.released" in log_text and '"abandoned": true' in log_text
+    # (the batch in hand released, and the exit said it left the hung thread behind)
+    assert {"event": "consumer.released", "messages": 1} in _events(tmp_path, "event", "messages")
+    assert {"event": "worker.exit", "abandoned": True} in _events(tmp_path, "event", "abandoned")
     got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
     assert [m["Body"] for m in got] == ["hang-on-this"]

@@ -10,12 +10,12 @@ from decimal import Decimal
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
-from writer_fixtures import DAY, assert_holds_exactly, expected, kpi_items_of, make_day, scan, versions
 
 from playcount.core import aws
 from playcount.core.errors import StaleResult, TransientError
 from playcount.writer.apply import apply
 from playcount.writer.config import WriterOptions
+from tests.support.writer import DAY, assert_holds_exactly, expected, kpi_items_of, make_day, scan, versions
 
 ROCK_POP_JAZZ = {"rock": (90, ["r1", "r2", "r3"]), "pop": (120, ["p1", "p2", "p3"]), "jazz": (15, ["j1", "j2"])}
 

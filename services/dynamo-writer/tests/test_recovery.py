@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from writer_fixtures import DAY, assert_holds_exactly, kpi_items_of, make_day, scan
 
 from playcount.core import aws
 from playcount.core.errors import StaleResult, TransientError
@@ -17,7 +16,8 @@ from playcount.writer.apply import apply
 from playcount.writer.config import WriterOptions
 from playcount.writer.retry import Backoff
 from playcount.writer.writes import Write, write_all
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
+from tests.support.writer import DAY, assert_holds_exactly, kpi_items_of, make_day, scan
 
 V1 = {"rock": (90, ["r1", "r2", "r3"]), "pop": (120, ["p1", "p2", "p3"])}
 V2 = {"rock": (91, ["r1", "r4", "r3"]), "pop": (121, ["p1", "p2", "p3"]), "zydeco": (3, ["z1", "z2"])}

@@ -1,7 +1,7 @@
 """Throttling: retried with exponential backoff and jitter, nothing dropped, and a bounded effort.
 
 The emulator never throttles; these tests inject DynamoDB's throttling answers with a botocore
-hook on the writer's client (`writer_fixtures.Throttle`), before the request leaves it.
+hook on the writer's client (`tests.support.writer.Throttle`), before the request leaves it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from writer_fixtures import DAY, Throttle, assert_holds_exactly, client_without_retries, kpi_items_of, make_day
 
 from playcount.core import aws
 from playcount.core.errors import TransientError
@@ -20,6 +19,7 @@ from playcount.writer.apply import apply
 from playcount.writer.config import WriterOptions, dynamodb_client
 from playcount.writer.retry import Backoff
 from playcount.writer.writes import Write, write_all
+from tests.support.writer import DAY, Throttle, assert_holds_exactly, client_without_retries, kpi_items_of, make_day
 
 SHAPE = {g: (10 + i, [f"{g}{n}" for n in range(3)]) for i, g in enumerate(["rock", "pop", "jazz", "folk", "soul"])}
 FAST = WriterOptions(backoff_base_seconds=0.01, backoff_cap_seconds=0.1)
@@ -29,8 +29,9 @@ _ser = TypeSerializer()
 def test_backoff_is_exponential_with_full_jitter():
     b = Backoff(base=0.05, cap=2.0, rounds=8, sleep=lambda s: None, rng=random.Random(1))
     assert [b.ceiling(n) for n in range(8)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    jitter = b.jitter  # the core policy's wait (`playcount.core.retrying.Jitter`) with these figures
     for n in (0, 3, 7):
-        delays = [b.wait(n) for _ in range(400)]
+        delays = [jitter.delay(n) for _ in range(400)]
         assert all(0 <= d <= b.ceiling(n) for d in delays)
         # full jitter: spread over the whole interval, not bunched at the ceiling
         assert min(delays) < 0.1 * b.ceiling(n) and max(delays) > 0.9 * b.ceiling(n)

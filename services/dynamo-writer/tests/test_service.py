@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import random
 from contextlib import asynccontextmanager
 
 import pytest
-from writer_fixtures import (
+
+from playcount.core import aws, lake, ledger
+from playcount.core.errors import PoisonMessage, StaleResult
+from playcount.core.messages import KpiResultReady, SourceFile
+from playcount.core.resources import RESULTS, resources
+from playcount.core.worker import consume
+from playcount.ops import dlq
+from playcount.ops.pipeline import queue_depths
+from playcount.writer.config import WriterOptions
+from playcount.writer.handler import Writer
+from playcount.writer.main import SERVICE, batch_handler
+from tests.support.helpers import wait_for
+from tests.support.world import log_events, wait_consuming
+from tests.support.writer import (
     DAY,
     Throttle,
     assert_holds_exactly,
@@ -19,20 +31,6 @@ from writer_fixtures import (
     scan,
     versions,
 )
-
-from playcount.core import aws, lake, ledger
-from playcount.core.errors import PoisonMessage, StaleResult
-from playcount.core.messages import KpiResultReady, SourceFile
-from playcount.core.resources import RESULTS, resources
-from playcount.core.worker import consume
-from playcount.devstack.sandbox import sandbox_settings
-from playcount.ops import dlq
-from playcount.ops.bootstrap import bootstrap
-from playcount.ops.pipeline import queue_depths
-from playcount.writer.config import WriterOptions
-from playcount.writer.handler import Writer
-from playcount.writer.main import SERVICE, batch_handler
-from tests.helpers import wait_for
 
 
 def _results_url(settings, sqs):
@@ -63,14 +61,10 @@ def _results_drained(settings) -> bool:
     return next(q for q in queue_depths(settings) if q.name == name).empty
 
 
-def _applied_by(log_file) -> set[int]:
-    pids = set()
-    for line in log_file.read_text().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == "result.applied" and not event.get("skipped"):
-                pids.add(event["pid"])
-    return pids
+def _applied_by(log_dir) -> set[int]:
+    """The writer processes that applied a result (not skipped it), from their logged events."""
+    events = log_events(log_dir, "dynamo-writer")
+    return {e["pid"] for e in events if e["event"] == "result.applied" and not e["skipped"]}
 
 
 def test_competing_writer_processes_end_on_the_newest_version_of_every_date(settings, stack, tmp_path):
@@ -78,8 +72,8 @@ def test_competing_writer_processes_end_on_the_newest_version_of_every_date(sett
     # version its message names (not the newest stored), so that versions really race
     for _ in range(3):
         stack(settings, services=("dynamo-writer",), WRITER_APPLY_NEWEST="false")
-    log_file = tmp_path / "logs" / "dynamo-writer.log"
-    wait_for(lambda: log_file.exists() and log_file.read_text().count('"consumer.start"') == 3, timeout=60)
+    log_dir = tmp_path / "logs"
+    wait_consuming(log_dir, "dynamo-writer", starts=3, timeout=60)
 
     # WHEN five versions of three dates are announced, each twice, in a shuffled order
     s3, sqs = aws.client(settings, "s3"), aws.client(settings, "sqs")
@@ -100,7 +94,7 @@ def test_competing_writer_processes_end_on_the_newest_version_of_every_date(sett
         head = scan(ddb, settings.dynamodb_table_name)[(f"DATE#{d.isoformat()}", "HEAD")]
         assert head["version"] == results[d][-1].version and "lease_owner" not in head
     assert dlq.depth(settings, RESULTS) == 0
-    assert len(_applied_by(log_file)) >= 2
+    assert len(_applied_by(log_dir)) >= 2
 
 
 def test_results_that_can_never_apply_end_in_the_dlq(settings, stack):
@@ -122,11 +116,10 @@ def test_results_that_can_never_apply_end_in_the_dlq(settings, stack):
     assert kpi_items_of(aws.client(settings, "dynamodb"), settings.dynamodb_table_name, DAY) == {}
 
 
-async def test_a_message_throttled_on_every_delivery_ends_in_the_dlq(emulator, tmp_path):
+async def test_a_message_throttled_on_every_delivery_ends_in_the_dlq(sandbox):
     # GIVEN a results queue that dead-letters after 2 receives, and a writer whose every
     # DynamoDB write is throttled (injected by a botocore hook: the emulator never throttles)
-    settings = sandbox_settings(emulator, tmp_path, sqs_max_receive_count=2)
-    bootstrap(settings)
+    settings = sandbox(sqs_max_receive_count=2)
     throttle = Throttle(lambda n: True)
     options = WriterOptions(retry_rounds=1, backoff_base_seconds=0.01)
 

@@ -12,6 +12,8 @@ import pytest
 from playcount.validator import dedupe
 from playcount.validator.dedupe import EVENT_SCHEMA, Staging
 
+pytestmark = pytest.mark.fast
+
 UTC = dt.UTC
 
 

@@ -9,7 +9,7 @@ from playcount.core.consumer import Outcome, SqsMessage
 from playcount.core.messages import parse_s3_event
 from playcount.core.resources import S3_EVENTS, resources
 from playcount.validator.main import handler_factory
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 SERVICE = ("ingest-validator",)
 GOOD = "user_id,track_id,listen_time\nu1,t1,2024-07-01 10:00:00\nu2,t2,2024-07-01 11:00:00\n"

@@ -16,7 +16,7 @@ import pytest
 from playcount.core import snapshots
 from playcount.devstack import generate
 from playcount.runner import compute
-from tests import oracle
+from tests.support import oracle
 
 pytestmark = pytest.mark.spark
 DAY = dt.date(2025, 6, 24)

@@ -1,4 +1,4 @@
-"""The runner's KPIs, field by field, against an independent plain-Python computation (tests/oracle.py).
+"""The runner's KPIs, field by field, against an independent plain-Python computation (tests/support/oracle.py).
 
 Lake state is written directly in the validator's layout (per-file Parquet per date, metadata
 snapshots), then the real Runner recomputes on the warm local Spark session.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from playcount.devstack import generate
-from tests import oracle
+from tests.support import oracle
 
 pytestmark = pytest.mark.spark
 UTC = dt.UTC

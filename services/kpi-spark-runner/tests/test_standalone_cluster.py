@@ -19,8 +19,8 @@ from playcount.core import aws
 from playcount.core.resources import VALIDATED, resources
 from playcount.devstack import generate
 from playcount.devstack.emulator import free_port
-from tests import oracle
-from tests.helpers import wait_for
+from tests.support import oracle
+from tests.support.helpers import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 SPARK_HOME = Path(pyspark.__file__).parent

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,14 +34,9 @@ from playcount.devstack.emulator import free_port
 from playcount.devstack.sandbox import sandbox_settings
 from playcount.ops.bootstrap import bootstrap
 from playcount.writer.apply import apply
-
-# the repository's `tests` package (oracle, helpers) is importable from its own directory only
-# under --import-mode=importlib; put the repository root on the path for this directory too
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-from tests import oracle  # noqa: E402
-from tests.helpers import wait_for  # noqa: E402
+from tests.support import oracle
+from tests.support.helpers import wait_for
+from tests.support.sandbox import teardown
 
 DAYS = (dt.date(2025, 6, 24), dt.date(2025, 6, 25))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -112,11 +106,12 @@ def fresh_written(settings: Settings) -> Written:
 
 
 @pytest.fixture(scope="session")
-def shared_written(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Written:
+def shared_written(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
     """Two days written once for the session, for tests that only read them (do not write here)."""
     settings = sandbox_settings(emulator, tmp_path_factory.mktemp("work"))
     bootstrap(settings)
-    return write_oracle_days(settings)
+    yield write_oracle_days(settings)
+    teardown(settings)
 
 
 @pytest.fixture(scope="session")

@@ -306,6 +306,7 @@ def _entry(day: str, version: int, genres: list[str], flagged: bool = True) -> d
     return {"date": day, "version": Decimal(version), "genres": genres} | ({"trend_items": True} if flagged else {})
 
 
+@pytest.mark.fast
 def test_a_trend_is_served_only_when_each_day_agrees_with_its_committed_version():
     rock = [_entry(DAY1, 3, ["rock"]), _entry(DAY2, 5, ["rock"])]
     # every day's item carries the version its catalogue entry holds: whole

@@ -9,6 +9,8 @@ import pytest
 
 from playcount.api.cache import TtlCache
 
+pytestmark = pytest.mark.fast
+
 
 class Clock:
     def __init__(self) -> None:
@@ -32,16 +34,22 @@ class Source:
         self.calls = 0
         self.fail = False
         self.started = asyncio.Event()  # set when a load starts
-        self.loaded = asyncio.Event()  # set when a load returns (its value is stored right after)
+        self.task: asyncio.Task[object] | None = None  # the task of the last load: the cache's own
 
     async def load(self) -> object:
         self.calls += 1
+        self.task = asyncio.current_task()
         self.started.set()
         await asyncio.sleep(self.delay)
         if self.fail:
             raise RuntimeError("DynamoDB is down")
-        self.loaded.set()
         return self.value
+
+    async def settled(self, timeout: float = 5.0) -> None:
+        """Until the last load's task is done: the cache has stored (or dropped) what it returned."""
+        await asyncio.wait_for(self.started.wait(), timeout)
+        assert self.task is not None
+        await asyncio.wait_for(asyncio.shield(self.task), timeout)
 
 
 async def test_a_value_is_served_from_the_cache_within_half_its_lifetime():
@@ -54,13 +62,12 @@ async def test_past_half_its_lifetime_a_value_is_served_and_refreshed_in_the_bac
     (cache, clock), source = cache_with_clock(ttl=2.0), Source(delay=0.05)
     await cache.get("k", source.load)
     source.value = "v2"
-    source.loaded.clear()
+    source.started.clear()
     clock.now += 1.2
     # the clients are answered at once from the cache, while one reload starts
     assert await cache.get("k", source.load) == "v1"
     assert await cache.get("k", source.load) == "v1"
-    await asyncio.wait_for(source.loaded.wait(), 5)
-    await asyncio.sleep(0)  # the refresh stores its value as soon as the load returns
+    await source.settled()  # the background refresh has stored its value
     assert source.calls == 2 and cache.refreshes == 1
     assert await cache.get("k", source.load) == "v2"
     # and the new value's lifetime counts from when its read started

@@ -13,7 +13,7 @@ import pytest
 
 from playcount.api.history import History
 from playcount.core import aws, ledger, resources
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 pytestmark = pytest.mark.browser
 

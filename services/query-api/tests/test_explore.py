@@ -18,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from playcount.core.kpis import DayKpis
 from playcount.devstack import generate
-from tests import oracle
+from tests.support import oracle
 
 pytestmark = pytest.mark.browser
 

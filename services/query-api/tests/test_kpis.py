@@ -13,7 +13,7 @@ from playcount.core.config import Settings
 from playcount.core.kpis import DayKpis, GenreDay, GenreRank, SongRank
 from playcount.devstack.emulator import free_port
 from playcount.writer.apply import apply
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from playcount.core.kpis import DayKpis, GenreDay, GenreRank, HourStats
 from playcount.core.reports import FileReport
 from playcount.devstack.emulator import free_port
 from playcount.writer.apply import apply
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 READ_KEY = "read-key-0123456789abcdef"
@@ -265,6 +265,7 @@ def test_dlq_peek_and_redrive_move_dead_letters_back(settings, serve):
     assert httpx.get(f"{api}/ops/dlq/validated", headers=key, timeout=30).json() == []
 
 
+@pytest.mark.fast
 def test_stage_parameter_lists_the_pipeline_stages():
     assert set(typing.get_args(Stage)) == set(resources.STAGES)
 

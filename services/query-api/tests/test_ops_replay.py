@@ -8,7 +8,7 @@ from playcount.core import aws, lake
 from playcount.core.lake import replay_prefix
 from playcount.core.reports import FileReport
 from playcount.ops.pipeline import counters
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 ADMIN_KEY = "replay-admin-key-0123456789"
 SONGS = "track_id,track_name,artists,track_genre,duration_ms\nt1,One,A,rock,1000\n"

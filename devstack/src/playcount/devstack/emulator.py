@@ -178,8 +178,14 @@ def query_one_partition() -> None:
 
 
 if __name__ == "__main__":
+    import os
+
     from moto.server import main
 
+    from playcount.core import logs
+
+    # werkzeug's request lines and moto's warnings, rendered as the services' lines are
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "console"), service="emulator")
     serialize_dynamodb()
     journal_transactions()
     query_one_partition()

@@ -28,12 +28,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 try:
     import duckdb
@@ -106,7 +109,7 @@ def events(settings: Settings, fs: Any) -> ds.Dataset | pa.Table:
         return EVENTS.empty_table()
 
 
-def current(con: duckdb.DuckDBPyConnection, settings: Settings, s3: Any, fs: Any, kind: snapshots.Kind) -> Any:
+def current(con: duckdb.DuckDBPyConnection, settings: Settings, s3: S3Client, fs: Any, kind: snapshots.Kind) -> Any:
     """A relation over `kind`'s current catalog: the newest row per id of the segments its manifest lists now.
 
     The manifest is read once; its segments are immutable and outlive a newer manifest for a while

@@ -6,7 +6,7 @@ Names come from `resources`; run it as often as you like.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
@@ -14,6 +14,13 @@ from botocore.exceptions import ClientError
 from playcount.core import aws, ledger
 from playcount.core.config import Settings
 from playcount.core.resources import NOTIFIED_SUFFIXES, S3_EVENTS, QueueSpec, Resources, resources
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_s3.type_defs import NotificationConfigurationTypeDef
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.literals import QueueAttributeNameType
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +39,7 @@ def bootstrap(settings: Settings) -> Resources:
     return res
 
 
-def _bucket(s3: Any, settings: Settings) -> None:
+def _bucket(s3: S3Client, settings: Settings) -> None:
     kwargs: dict[str, Any] = {"Bucket": settings.s3_bucket}
     if settings.aws_region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws_region}
@@ -43,7 +50,7 @@ def _bucket(s3: Any, settings: Settings) -> None:
             raise
 
 
-def _create_or_update_queue(sqs: Any, name: str, attributes: dict[str, str]) -> str:
+def _create_or_update_queue(sqs: SQSClient, name: str, attributes: dict[QueueAttributeNameType, str]) -> str:
     try:
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     except ClientError as exc:
@@ -54,11 +61,11 @@ def _create_or_update_queue(sqs: Any, name: str, attributes: dict[str, str]) -> 
     return str(url)
 
 
-def _arn(sqs: Any, url: str) -> str:
+def _arn(sqs: SQSClient, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def _queue(sqs: Any, spec: QueueSpec, settings: Settings) -> str:
+def _queue(sqs: SQSClient, spec: QueueSpec, settings: Settings) -> str:
     dlq_url = _create_or_update_queue(sqs, spec.dlq_name, {"MessageRetentionPeriod": "1209600"})
     redrive = json.dumps({"deadLetterTargetArn": _arn(sqs, dlq_url), "maxReceiveCount": settings.sqs_max_receive_count})
     url = _create_or_update_queue(
@@ -73,7 +80,7 @@ def _queue(sqs: Any, spec: QueueSpec, settings: Settings) -> str:
     return _arn(sqs, url)
 
 
-def _allow_s3(sqs: Any, spec: QueueSpec, arn: str, bucket: str) -> None:
+def _allow_s3(sqs: SQSClient, spec: QueueSpec, arn: str, bucket: str) -> None:
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -90,7 +97,7 @@ def _allow_s3(sqs: Any, spec: QueueSpec, arn: str, bucket: str) -> None:
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
 
 
-def notification_configuration(res: Resources, queue_arn: str) -> dict[str, Any]:
+def notification_configuration(res: Resources, queue_arn: str) -> NotificationConfigurationTypeDef:
     return {
         "QueueConfigurations": [
             {
@@ -112,13 +119,13 @@ def notification_configuration(res: Resources, queue_arn: str) -> dict[str, Any]
     }
 
 
-def _notifications(s3: Any, res: Resources, queue_arn: str) -> None:
+def _notifications(s3: S3Client, res: Resources, queue_arn: str) -> None:
     s3.put_bucket_notification_configuration(
         Bucket=res.bucket, NotificationConfiguration=notification_configuration(res, queue_arn)
     )
 
 
-def _table(ddb: Any, name: str) -> None:
+def _table(ddb: DynamoDBClient, name: str) -> None:
     try:
         ddb.create_table(
             TableName=name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from pydantic import BaseModel
@@ -21,6 +21,14 @@ from playcount.core import aws
 from playcount.core.config import Settings
 from playcount.core.errors import PlaycountError
 from playcount.core.resources import QueueSpec, resources
+
+if TYPE_CHECKING:
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.type_defs import (
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +69,11 @@ def queue_spec(settings: Settings, name: str) -> QueueSpec:
     raise UnknownQueue(f"no queue {name!r}: use one of {known} (or a full queue name)")
 
 
-def _url(sqs: Any, name: str) -> str:
+def _url(sqs: SQSClient, name: str) -> str:
     return aws.queue_url(sqs, name)
 
 
-def depth(settings: Settings, name: str, sqs: Any | None = None) -> int:
+def depth(settings: Settings, name: str, sqs: SQSClient | None = None) -> int:
     """Messages in the DLQ of `name` (visible, in flight and delayed)."""
     sqs = sqs or aws.client(settings, "sqs")
     attrs = sqs.get_queue_attributes(
@@ -79,7 +87,7 @@ def depth(settings: Settings, name: str, sqs: Any | None = None) -> int:
     return sum(int(v) for v in attrs.values())
 
 
-def depths(settings: Settings, sqs: Any | None = None) -> list[DlqDepth]:
+def depths(settings: Settings, sqs: SQSClient | None = None) -> list[DlqDepth]:
     """The DLQ depth of every stage, upstream first."""
     sqs = sqs or aws.client(settings, "sqs")
     return [
@@ -88,7 +96,7 @@ def depths(settings: Settings, sqs: Any | None = None) -> list[DlqDepth]:
     ]
 
 
-def _letter(raw: dict[str, Any]) -> DeadLetter:
+def _letter(raw: MessageTypeDef) -> DeadLetter:
     attrs = raw.get("Attributes", {})
     sent = attrs.get("SentTimestamp")
     body = raw["Body"]
@@ -101,11 +109,11 @@ def _letter(raw: dict[str, Any]) -> DeadLetter:
     )
 
 
-def peek(settings: Settings, name: str, max_messages: int = 10, sqs: Any | None = None) -> list[DeadLetter]:
+def peek(settings: Settings, name: str, max_messages: int = 10, sqs: SQSClient | None = None) -> list[DeadLetter]:
     """Up to `max_messages` messages of the DLQ of `name`, left in place (visible again at once)."""
     sqs = sqs or aws.client(settings, "sqs")
     url = _url(sqs, queue_spec(settings, name).dlq_name)
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, MessageTypeDef] = {}
     while len(seen) < max_messages:
         batch = sqs.receive_message(
             QueueUrl=url,
@@ -127,7 +135,7 @@ def redrive(
     settings: Settings,
     stage: str,
     max_messages: int | None = None,
-    sqs: Any | None = None,
+    sqs: SQSClient | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Move up to `max_messages` (all there now, if None) from the DLQ of `stage` back to its queue.
@@ -171,11 +179,11 @@ def redrive(
     return moved
 
 
-def _move(sqs: Any, source: str, dlq: str, batch: list[dict[str, Any]], name: str) -> tuple[int, set[str]]:
+def _move(sqs: SQSClient, source: str, dlq: str, batch: list[MessageTypeDef], name: str) -> tuple[int, set[str]]:
     """Send `batch` to the source queue, then delete what it accepted from the DLQ."""
-    entries = []
+    entries: list[SendMessageBatchRequestEntryTypeDef] = []
     for n, m in enumerate(batch):
-        entry: dict[str, Any] = {"Id": str(n), "MessageBody": m["Body"]}
+        entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(n), "MessageBody": m["Body"]}
         if m.get("MessageAttributes"):
             entry["MessageAttributes"] = m["MessageAttributes"]
         entries.append(entry)
@@ -183,7 +191,9 @@ def _move(sqs: Any, source: str, dlq: str, batch: list[dict[str, Any]], name: st
     ok = {e["Id"]: e["MessageId"] for e in sent.get("Successful", [])}
     for failure in sent.get("Failed", []):
         log.warning("dlq.redrive_send_failed", queue=name, error=failure.get("Message"))
-    done = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch) if str(n) in ok]
+    done: list[DeleteMessageBatchRequestEntryTypeDef] = [
+        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch) if str(n) in ok
+    ]
     if done:
         sqs.delete_message_batch(QueueUrl=dlq, Entries=done)
     return len(done), set(ok.values())

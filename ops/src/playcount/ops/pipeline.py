@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -17,7 +17,12 @@ from playcount.core import aws, ledger
 from playcount.core.config import Settings
 from playcount.core.resources import resources
 
-_ATTRS = [
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.literals import QueueAttributeNameType
+
+_ATTRS: list[QueueAttributeNameType] = [
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
@@ -37,13 +42,13 @@ class QueueDepth(BaseModel):
         return self.visible + self.in_flight + self.delayed == 0
 
 
-def _depth(sqs: Any, name: str) -> tuple[int, int, int]:
+def _depth(sqs: SQSClient, name: str) -> tuple[int, int, int]:
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_ATTRS)["Attributes"]
     return tuple(int(attrs.get(a, 0)) for a in _ATTRS)  # type: ignore[return-value]
 
 
-def queue_depths(settings: Settings, sqs: Any | None = None) -> list[QueueDepth]:
+def queue_depths(settings: Settings, sqs: SQSClient | None = None) -> list[QueueDepth]:
     sqs = sqs or aws.client(settings, "sqs")
     out = []
     for q in resources(settings).queues:  # upstream first
@@ -57,7 +62,7 @@ def queue_depths(settings: Settings, sqs: Any | None = None) -> list[QueueDepth]
     return out
 
 
-def is_idle(settings: Settings, sqs: Any | None = None) -> bool:
+def is_idle(settings: Settings, sqs: SQSClient | None = None) -> bool:
     return all(q.empty for q in queue_depths(settings, sqs))
 
 
@@ -89,5 +94,5 @@ def wait_until_idle(
     return False
 
 
-def counters(settings: Settings, ddb: Any | None = None) -> dict[str, int]:
+def counters(settings: Settings, ddb: DynamoDBClient | None = None) -> dict[str, int]:
     return ledger.read_counters(ddb or aws.client(settings, "dynamodb"), settings.dynamodb_table_name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +18,9 @@ from playcount.core import lake, parquet
 from playcount.core.config import Settings
 from playcount.core.idindex import IdLookup
 from playcount.core.known import KnownIds
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 REPLAYABLE = ("unknown_track_id", "unknown_user_id")
 _READ_BLOCK = 4 << 20
@@ -31,7 +34,7 @@ class KnownNow:
     users: IdLookup
 
 
-def known_now(settings: Settings, s3: Any) -> tuple[Any, KnownNow | None]:
+def known_now(settings: Settings, s3: S3Client) -> tuple[Any, KnownNow | None]:
     """pyarrow's filesystem, and the ids known now (None before any metadata)."""
     fs = parquet.filesystem(settings)
     tracks = KnownIds(settings, s3, fs, "songs").current()

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import ClientError
@@ -41,6 +41,10 @@ from playcount.core import aws, lake
 from playcount.core.config import Settings
 from playcount.core.errors import PlaycountError
 from playcount.core.reports import FileReport
+from playcount.core.s3 import is_missing
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +125,7 @@ def _work_root(settings: Settings) -> str:
     return str(root)
 
 
-def _pending_files(settings: Settings, s3: Any) -> list[str]:
+def _pending_files(settings: Settings, s3: S3Client) -> list[str]:
     """Ids of stream files with a quarantine and no replay marker, oldest report first."""
     with_rows, replayed = set(), set()
     prefix = settings.s3_rejected_prefix
@@ -136,17 +140,17 @@ def _pending_files(settings: Settings, s3: Any) -> list[str]:
     return [r.file_id for r in sorted(reports, key=lambda r: r.validated_at) if r.kind in ("streams", "replay")]
 
 
-def _report(settings: Settings, s3: Any, fid: str) -> FileReport | None:
+def _report(settings: Settings, s3: S3Client, fid: str) -> FileReport | None:
     try:
         body = s3.get_object(Bucket=settings.s3_bucket, Key=lake.report_key(settings, fid))["Body"].read()
     except ClientError as exc:
-        if aws.is_missing(exc):
+        if is_missing(exc):
             return None
         raise
     return FileReport.model_validate_json(body)
 
 
-def _mark(settings: Settings, s3: Any, fid: str, replay_key: str, rows: int) -> None:
+def _mark(settings: Settings, s3: S3Client, fid: str, replay_key: str, rows: int) -> None:
     marker = {"replay_key": replay_key, "rows": rows, "replayed_at": dt.datetime.now(dt.UTC).isoformat()}
     s3.put_object(
         Bucket=settings.s3_bucket,

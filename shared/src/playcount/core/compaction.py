@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,6 +40,9 @@ from playcount.core.snapshots import (
     segment_schema,
     write_manifest,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 # a dropped segment stays readable this long: longer than any reader holds a manifest it read
 RETAIN_SECONDS = 3600.0
@@ -70,7 +73,7 @@ def plan_compaction(segments: Sequence[Segment], mergeable: Callable[[Segment], 
 
 def compact(
     s: Settings,
-    s3: Any,
+    s3: S3Client,
     fs: Any,
     manifest: Manifest,
     mergeable: Callable[[Segment], bool] = lambda _: True,
@@ -122,7 +125,7 @@ def _merge(s: Settings, fs: Any, kind: Kind, run: Sequence[Segment]) -> Segment:
     return Segment(key, max(seg.seq for seg in run), rows)
 
 
-def _delete_orphans(s: Settings, s3: Any, manifest: Manifest, now: float) -> None:
+def _delete_orphans(s: Settings, s3: S3Client, manifest: Manifest, now: float) -> None:
     """Delete segment objects no manifest lists (a writer died before its manifest), once old enough."""
     if manifest.etag is None:  # no manifest read: an empty `known` would make every segment an orphan
         return

@@ -22,22 +22,28 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from tenacity import AsyncRetrying
 
-from playcount.core import aws, metrics
+from playcount.core import aws, metrics, retrying
 from playcount.core.errors import PoisonMessage, StaleResult
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+    from types_aiobotocore_sqs.type_defs import MessageTypeDef
 
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300
+RECONNECT_BASE_SECONDS = 0.5
 MAX_RECONNECT_SECONDS = 10.0
 
 
@@ -56,7 +62,7 @@ class SqsMessage:
     sent_at: float | None = None
 
     @classmethod
-    def from_sqs(cls, raw: dict[str, Any]) -> SqsMessage:
+    def from_sqs(cls, raw: MessageTypeDef) -> SqsMessage:
         attrs = raw.get("Attributes", {})
         sent = attrs.get("SentTimestamp")
         return cls(
@@ -115,15 +121,25 @@ def backoff_seconds(receive_count: int) -> int:
     return int(random.uniform(ceiling / 2, ceiling))
 
 
-def reconnect_seconds(failures: int) -> float:
-    """Wait before polling an unreachable queue again: 0.5 s doubling to 10 s, with jitter."""
-    ceiling = min(MAX_RECONNECT_SECONDS, 0.5 * 2 ** min(failures - 1, 10))
-    return random.uniform(ceiling / 2, ceiling)
+def reconnecting(stop: asyncio.Event, event: str, **context: Any) -> AsyncRetrying:
+    """The core retry policy while AWS is unreachable: any error is retried, with no bound but
+    `stop` (which also cuts a wait short); waits 0.5 s doubling to 10 s, each at least half of
+    its ceiling (an endpoint that is down is not polled again at once). Logged as `event`."""
+    return retrying.async_retrying(
+        event=event,
+        retry_on=retrying.is_error,
+        base=RECONNECT_BASE_SECONDS,
+        cap=MAX_RECONNECT_SECONDS,
+        floor=0.5,
+        sleep=retrying.sleep_until(stop),
+        level=logging.WARNING,
+        **context,
+    )
 
 
 @dataclass
 class Consumer:
-    sqs: Any
+    sqs: SQSClient
     queue_url: str
     handler: BatchHandler
     service: str
@@ -151,19 +167,13 @@ class Consumer:
         log.info("consumer.stop", queue=self.queue_url, handled=self.handled)
 
     async def _loop(self, stop: asyncio.Event, burst: bool) -> None:
-        failures = 0
         while not stop.is_set():
-            try:
-                messages = await self._receive(stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                await self._unreachable(exc, failures, stop)
-                continue
+            polled = await self._poll(stop)
+            if polled is None:
+                break
+            messages, failures = polled
             if failures or not self.reachable:  # (a handler's failed calls also make it not-ready)
                 log.info("consumer.reconnected", queue=self.queue_url, after_failures=failures)
-                failures = 0
             self._set_reachable(True)
             if self.on_poll:
                 self.on_poll()
@@ -172,6 +182,24 @@ class Consumer:
                     break
                 continue
             await self.process(messages)
+
+    async def _poll(self, stop: asyncio.Event) -> tuple[list[SqsMessage], int] | None:
+        """The next messages, and how many polls failed before them; None once `stop` is set.
+
+        An unreachable queue is logged (`consumer.queue_unreachable`), marks the consumer
+        not-ready, and is polled again after the reconnect backoff, until `stop`.
+        """
+        async for attempt in reconnecting(stop, "consumer.queue_unreachable", queue=self.queue_url):
+            if stop.is_set():
+                return None
+            with attempt:
+                try:
+                    messages = await self._receive(stop)
+                except Exception:
+                    self._set_reachable(False)
+                    raise
+                return messages, attempt.retry_state.attempt_number - 1
+        raise AssertionError("unreachable: the retries end by returning or raising")
 
     async def _receive_once(self, count: int, wait: int) -> list[SqsMessage]:
         response = await self.sqs.receive_message(
@@ -186,20 +214,6 @@ class Consumer:
     def _set_reachable(self, up: bool) -> None:
         self.reachable = up
         metrics.QUEUE_UP.labels(self.service).set(1 if up else 0)
-
-    async def _unreachable(self, exc: Exception, failures: int, stop: asyncio.Event) -> None:
-        """Log, mark not-ready, and wait (interruptibly) before polling again."""
-        self._set_reachable(False)
-        delay = reconnect_seconds(failures)
-        log.warning(
-            "consumer.queue_unreachable",
-            queue=self.queue_url,
-            error=repr(exc),
-            failures=failures,
-            retry_in_s=round(delay, 2),
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
 
     async def _receive(self, stop: asyncio.Event) -> list[SqsMessage]:
         messages = await self._receive_once(self.max_batch, self.wait_seconds)

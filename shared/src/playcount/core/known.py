@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +23,9 @@ import structlog
 from playcount.core import lake, snapshots
 from playcount.core.config import Settings
 from playcount.core.idindex import HashFn, IdIndex, hash_ids
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +54,9 @@ class KnownSet:
 class KnownIds:
     """The current ids of one kind (see the module doc). Safe to share between threads."""
 
-    def __init__(self, settings: Settings, s3: Any, fs: Any, kind: snapshots.Kind, hash_fn: HashFn = hash_ids) -> None:
+    def __init__(
+        self, settings: Settings, s3: S3Client, fs: Any, kind: snapshots.Kind, hash_fn: HashFn = hash_ids
+    ) -> None:
         self.settings, self.s3, self.fs, self.kind = settings, s3, fs, kind
         self._hash = hash_fn
         self._lock = threading.Lock()

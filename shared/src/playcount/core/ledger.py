@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import time
 import zlib
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import structlog
 from botocore.exceptions import ClientError
 
-from playcount.core import keys
+from playcount.core import keys, retrying
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef, PutTypeDef, TransactWriteItemTypeDef
 
 log = structlog.get_logger(__name__)
 
@@ -43,13 +46,22 @@ SHARDS = 32
 SHARD_PREFIX = "SHARD#"
 TTL_ATTRIBUTE = "expires_at"
 STATE_TTL = dt.timedelta(days=30)
+TRANSACTION_ATTEMPTS = 8  # a transaction that met others on its items is tried this often in all
 
 
 def shard_key(shard: int) -> dict[str, Any]:
     return {"pk": {"S": keys.COUNTERS_PK}, "sk": {"S": f"{SHARD_PREFIX}{shard:02d}"}}
 
 
-def _increments(counters: dict[str, int]) -> dict[str, Any]:
+class _Increments(TypedDict):
+    """An UpdateItem's expression and its names and values (spread into the request)."""
+
+    UpdateExpression: str
+    ExpressionAttributeNames: dict[str, str]
+    ExpressionAttributeValues: dict[str, AttributeValueTypeDef]
+
+
+def _increments(counters: dict[str, int]) -> _Increments:
     """An UpdateItem's expression adding `counters`."""
     unknown = set(counters) - set(COUNTERS)
     if unknown:
@@ -61,11 +73,18 @@ def _increments(counters: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def mark_file(ddb: Any, table: str, file_id: str, state: str, counters: dict[str, int], **attributes: Any) -> bool:
-    """Record that `file_id` reached `state` and add `counters`; False if it was recorded before."""
+def mark_file(
+    ddb: DynamoDBClient, table: str, file_id: str, state: str, counters: dict[str, int], **attributes: Any
+) -> bool:
+    """Record that `file_id` reached `state` and add `counters`; False if it was recorded before.
+
+    A transaction that meets another one on its items is tried again (`TRANSACTION_ATTEMPTS`
+    tries in all, waits up to 20 ms doubling to 1 s, full jitter: `core.retrying`, logged as
+    `ledger.transaction_retry`); after the last, its error is raised.
+    """
     increments = _increments(counters) if counters else None
     now = dt.datetime.now(dt.UTC)
-    state_item = {
+    state_item: dict[str, AttributeValueTypeDef] = {
         "pk": {"S": keys.file_state_pk(file_id)},
         "sk": {"S": keys.file_state_sk(state)},
         "at": {"S": now.isoformat()},
@@ -73,7 +92,7 @@ def mark_file(ddb: Any, table: str, file_id: str, state: str, counters: dict[str
     }
     for name, value in attributes.items():
         state_item[name] = {"S": str(value)}
-    put = {"TableName": table, "Item": state_item, "ConditionExpression": "attribute_not_exists(pk)"}
+    put: PutTypeDef = {"TableName": table, "Item": state_item, "ConditionExpression": "attribute_not_exists(pk)"}
     if increments is None:
         try:
             ddb.put_item(**put)
@@ -83,24 +102,42 @@ def mark_file(ddb: Any, table: str, file_id: str, state: str, counters: dict[str
                 return False
             raise
     shard = zlib.crc32(f"{file_id}\0{state}".encode()) % SHARDS
-    updates = [{"Put": put}, {"Update": {"TableName": table, "Key": shard_key(shard), **increments}}]
-    for attempt in range(8):
-        try:
-            ddb.transact_write_items(TransactItems=updates)
-            return True
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if code == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
-                return False
-            if code in ("TransactionCanceledException", "TransactionConflictException") and attempt < 7:
-                time.sleep(0.02 * 2**attempt)
-                continue
-            raise
-    return False  # pragma: no cover
+    updates: list[TransactWriteItemTypeDef] = [
+        {"Put": put},
+        {"Update": {"TableName": table, "Key": shard_key(shard), **increments}},
+    ]
+    try:
+        for attempt in retrying.retrying(
+            event="ledger.transaction_retry",
+            retry_on=_is_contention,
+            attempts=TRANSACTION_ATTEMPTS,
+            base=0.02,
+            cap=1.0,
+            file_id=file_id,
+            state=state,
+        ):
+            with attempt:
+                ddb.transact_write_items(TransactItems=updates)
+    except ClientError as exc:
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        if exc.response["Error"]["Code"] == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
+            return False
+        raise
+    return True
 
 
-def file_states(ddb: Any, table: str, file_id: str) -> dict[str, dict[str, str]]:
+def _is_contention(exc: BaseException) -> bool:
+    """A transaction that met another one on its items (not our own condition failing): try again."""
+    if not isinstance(exc, ClientError):
+        return False
+    code = exc.response["Error"]["Code"]
+    reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+    if code == "TransactionCanceledException":
+        return "ConditionalCheckFailed" not in reasons
+    return code == "TransactionConflictException"
+
+
+def file_states(ddb: DynamoDBClient, table: str, file_id: str) -> dict[str, dict[str, str]]:
     response = ddb.query(
         TableName=table,
         KeyConditionExpression="pk = :pk",
@@ -139,7 +176,7 @@ def sum_counters(items: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def read_counters(ddb: Any, table: str) -> dict[str, int]:
+def read_counters(ddb: DynamoDBClient, table: str) -> dict[str, int]:
     items: list[dict[str, Any]] = []
     query: dict[str, Any] = {
         "TableName": table,
@@ -155,7 +192,7 @@ def read_counters(ddb: Any, table: str) -> dict[str, int]:
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def record_freshness(ddb: Any, table: str, lag_seconds: float, file_id: str) -> None:
+def record_freshness(ddb: DynamoDBClient, table: str, lag_seconds: float, file_id: str) -> None:
     """Keep the latest upload-to-queryable lag, and log it as `freshness.recorded`.
 
     The log event is a contract: infra/playcount.yaml turns it into the FreshnessLagSeconds
@@ -174,6 +211,6 @@ def record_freshness(ddb: Any, table: str, lag_seconds: float, file_id: str) -> 
     log.info("freshness.recorded", lag_seconds=round(lag_seconds, 3), file_id=file_id)
 
 
-def add_counters(ddb: Any, table: str, counters: dict[str, int]) -> None:
+def add_counters(ddb: DynamoDBClient, table: str, counters: dict[str, int]) -> None:
     """Add to counters without an idempotency key (for figures where a retry may count twice)."""
     ddb.update_item(TableName=table, Key=shard_key(random.randrange(SHARDS)), **_increments(counters))

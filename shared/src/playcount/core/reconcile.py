@@ -23,7 +23,7 @@ import json
 import time
 import urllib.parse
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import ClientError
@@ -32,6 +32,12 @@ from pydantic import BaseModel
 from playcount.core import aws, keys, lake
 from playcount.core.config import Settings
 from playcount.core.resources import NOTIFIED_SUFFIXES, S3_EVENTS, resources
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_s3.type_defs import ObjectTypeDef
+    from types_boto3_sqs import SQSClient
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +52,7 @@ class SweepResult(BaseModel):
     sent: list[str] = []  # keys sent through, as if notified
 
 
-def _event(settings: Settings, obj: dict[str, Any]) -> str:
+def _event(settings: Settings, obj: ObjectTypeDef) -> str:
     record = {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -62,7 +68,7 @@ def _event(settings: Settings, obj: dict[str, Any]) -> str:
     return json.dumps({"Records": [record]})
 
 
-def _seen(ddb: Any, table: str, key: str, etag: str) -> bool:
+def _seen(ddb: DynamoDBClient, table: str, key: str, etag: str) -> bool:
     fid = lake.file_id(key, etag.strip('"'))
     item = ddb.get_item(
         TableName=table,
@@ -75,9 +81,9 @@ def _seen(ddb: Any, table: str, key: str, etag: str) -> bool:
 
 def sweep(
     settings: Settings,
-    s3: Any,
-    ddb: Any,
-    sqs: Any,
+    s3: S3Client,
+    ddb: DynamoDBClient,
+    sqs: SQSClient,
     *,
     grace_seconds: float,
     since: dt.datetime | None = None,
@@ -107,7 +113,7 @@ def sweep(
     return result
 
 
-def take_lease(ddb: Any, table: str, seconds: float, owner: str | None = None) -> bool:
+def take_lease(ddb: DynamoDBClient, table: str, seconds: float, owner: str | None = None) -> bool:
     """Whether this caller may sweep now: one sweep per `seconds` among every validator."""
     now = time.time()
     try:

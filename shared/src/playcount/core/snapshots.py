@@ -31,7 +31,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +40,10 @@ from botocore.exceptions import ClientError
 
 from playcount.core import aws, lake, parquet
 from playcount.core.config import Settings
+from playcount.core.s3 import is_missing, is_precondition_failed
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 Kind = Literal["songs", "users"]
 SEQ = "_seq"
@@ -49,7 +53,6 @@ SCHEMA: dict[str, pa.Schema] = {"songs": parquet.SONGS_SNAPSHOT, "users": parque
 ROW_GROUP_ROWS = 64 * 1024
 GROUPS_PER_READ = 8  # a merge holds up to this many row groups of each segment
 COMPACTED = "compact-"  # the name prefix of a merged segment (core.compaction)
-_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class CatalogConflict(Exception):
@@ -121,7 +124,7 @@ def segment_key(s: Settings, kind: Kind, seq: int, name: str) -> str:
     return f"{prefix(s, kind)}seg-{seq:010d}-{name}.parquet"
 
 
-def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
+def read_manifest(s: Settings, s3: S3Client, kind: Kind) -> Manifest:
     """The current manifest (an empty one, with no ETag, when the kind has no catalog yet)."""
     # the new key is asked again last: a move (new key put, then the first one deleted) may land
     # between the first two reads, and must not look like a kind without a catalog
@@ -130,7 +133,7 @@ def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
         try:
             response = s3.get_object(Bucket=s.s3_bucket, Key=key)
         except ClientError as exc:
-            if aws.is_missing(exc):
+            if is_missing(exc):
                 continue
             raise
         body = json.loads(response["Body"].read())
@@ -140,13 +143,13 @@ def read_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest:
     return Manifest(kind)
 
 
-def write_manifest(s: Settings, s3: Any, manifest: Manifest, replaces: Manifest | None = None) -> Manifest:
+def write_manifest(s: Settings, s3: S3Client, manifest: Manifest, replaces: Manifest | None = None) -> Manifest:
     """Store `manifest` as the current state; returns it with its new ETag.
 
     With `replaces`, only if the stored manifest is still that one (absent when it had no ETag);
     otherwise `CatalogConflict`, and nothing is written.
     """
-    condition: dict[str, str] = {}
+    condition: aws.IfMatch = {}
     if replaces is not None:
         # a manifest read where manifests were first kept is replaced by the first one at its new key
         condition = {"IfMatch": replaces.etag} if replaces.etag and not replaces.moving else {"IfNoneMatch": "*"}
@@ -159,7 +162,7 @@ def write_manifest(s: Settings, s3: Any, manifest: Manifest, replaces: Manifest 
             **condition,
         )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in _CONFLICT:
+        if is_precondition_failed(exc):
             raise CatalogConflict(f"the {manifest.kind} manifest changed since it was read") from exc
         raise
     if replaces is not None and replaces.moving:  # moved: nothing reads the first key any more
@@ -196,7 +199,7 @@ def write_segment(s: Settings, fs: Any, kind: Kind, seq: int, name: str, table: 
     return Segment(key, seq, rows.num_rows)
 
 
-def upsert(s: Settings, s3: Any, fs: Any, manifest: Manifest, name: str, table: pa.Table) -> Manifest:
+def upsert(s: Settings, s3: S3Client, fs: Any, manifest: Manifest, name: str, table: pa.Table) -> Manifest:
     """Add `table` (unique ids) as the newest segment: one segment named `name`, one new manifest."""
     segment = write_segment(s, fs, manifest.kind, manifest.next_seq, name, table)
     updated = Manifest(manifest.kind, (*manifest.segments, segment), retired=manifest.retired)
@@ -348,7 +351,7 @@ def iter_current(s: Settings, fs: Any, manifest: Manifest, columns: Sequence[str
         yield rows if len(live) == 1 else newest_per_id(rows, id_column)
 
 
-def replace_catalog(s: Settings, s3: Any, fs: Any, kind: Kind, table: pa.Table, name: str = "full") -> Manifest:
+def replace_catalog(s: Settings, s3: S3Client, fs: Any, kind: Kind, table: pa.Table, name: str = "full") -> Manifest:
     """Make `table` (unique ids) the whole catalog of `kind`: one new segment, one new manifest."""
     current = read_manifest(s, s3, kind)
     segment = write_segment(s, fs, kind, current.next_seq, name, table)
@@ -357,7 +360,7 @@ def replace_catalog(s: Settings, s3: Any, fs: Any, kind: Kind, table: pa.Table, 
     return write_manifest(s, s3, Manifest(kind, (segment,), retired=retired), replaces=current)
 
 
-def move_manifest(s: Settings, s3: Any, kind: Kind) -> Manifest | None:
+def move_manifest(s: Settings, s3: S3Client, kind: Kind) -> Manifest | None:
     """Move a manifest kept where manifests were first kept to its own key (None: nothing to move).
 
     Conditional like every manifest write: of two validators starting together, one moves it.
@@ -376,7 +379,7 @@ def legacy_key(s: Settings, kind: Kind) -> str:
     return f"{s.s3_validated_prefix}metadata/{kind}.parquet"
 
 
-def adopt_legacy(s: Settings, s3: Any, fs: Any, kind: Kind) -> Manifest | None:
+def adopt_legacy(s: Settings, s3: S3Client, fs: Any, kind: Kind) -> Manifest | None:
     """A lake from before segments: its one snapshot becomes the catalog, once (None: nothing to adopt).
 
     Only while the kind has no manifest at all, and conditionally: of two validators starting

@@ -11,7 +11,6 @@ unreachable, so a worker restarted during an outage waits instead of crash-loopi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -19,15 +18,19 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from prometheus_client import start_http_server
 
 from playcount.core import aws, logs, metrics
 from playcount.core.config import Settings
-from playcount.core.consumer import BatchHandler, Consumer, reconnect_seconds
+from playcount.core.consumer import BatchHandler, Consumer, reconnecting
 from playcount.core.resources import resources
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+    from types_aiobotocore_sqs.literals import QueueAttributeNameType
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +105,7 @@ async def consume(
         return await _wait_then_drain(task, stop, shutdown_timeout)
 
 
-def backlog_of(sqs: Any, queue: str) -> Callable[[], Awaitable[bool]]:
+def backlog_of(sqs: SQSClient, queue: str) -> Callable[[], Awaitable[bool]]:
     """True while `queue` has messages waiting or in flight (a validator takes up to ten files
     at once, so visible ones alone miss most of a burst). A message in retry backoff also
     counts: it can hold a batch up to `max_hold`, never longer."""
@@ -112,7 +115,7 @@ def backlog_of(sqs: Any, queue: str) -> Callable[[], Awaitable[bool]]:
         nonlocal url
         if url is None:
             url = (await sqs.get_queue_url(QueueName=queue))["QueueUrl"]
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names: list[QueueAttributeNameType] = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names))["Attributes"]
         return any(int(attributes.get(name, 0)) > 0 for name in names)
 
@@ -121,21 +124,12 @@ def backlog_of(sqs: Any, queue: str) -> Callable[[], Awaitable[bool]]:
 
 async def _starting(call: Callable[[], Awaitable[T]], stop: asyncio.Event, what: str) -> T:
     """`call()`, retried with backoff while it fails (AWS unreachable), until `stop`."""
-    failures = 0
-    while not stop.is_set():
-        try:
+    async for attempt in reconnecting(stop, "worker.start_failed", step=what):
+        if stop.is_set():
+            raise Stopped
+        with attempt:
             return await call()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            failures += 1
-            delay = reconnect_seconds(failures)
-            log.warning(
-                "worker.start_failed", step=what, error=repr(exc), failures=failures, retry_in_s=round(delay, 2)
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-    raise Stopped
+    raise AssertionError("unreachable: the retries end by returning or raising")
 
 
 async def _wait_then_drain(task: asyncio.Task[None], stop: asyncio.Event, timeout: float) -> bool:

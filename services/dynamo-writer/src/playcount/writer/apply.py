@@ -22,7 +22,7 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from boto3.dynamodb.types import TypeSerializer
@@ -37,6 +37,9 @@ from playcount.writer.config import WriterOptions
 from playcount.writer.manifest import Key
 from playcount.writer.retry import Backoff
 from playcount.writer.writes import PUT_CONDITION, Tally, Write, take_back, write_all
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 _ser = TypeSerializer()
 log = structlog.get_logger(__name__)
@@ -59,7 +62,7 @@ def _wire(item: Item) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in item.items()}
 
 
-def _query_keys(ddb: Any, table: str, pk: str, sk: str | None = None) -> list[Key]:
+def _query_keys(ddb: DynamoDBClient, table: str, pk: str, sk: str | None = None) -> list[Key]:
     """The keys stored in partition `pk` (only the item `sk` of it, when given)."""
     out: list[Key] = []
     start = None
@@ -90,7 +93,7 @@ def _is_kpi_key(key: Key) -> bool:
 
 
 def stored_keys(
-    ddb: Any, table: str, day: dt.date, prior: lease.Prior, new_genres: set[str], pool: Executor
+    ddb: DynamoDBClient, table: str, day: dt.date, prior: lease.Prior, new_genres: set[str], pool: Executor
 ) -> tuple[set[Key], int]:
     """The keys of the KPI items stored for `day`, and how many partitions were queried."""
     if prior.version is None and not prior.interrupted:
@@ -106,7 +109,7 @@ def stored_keys(
     return {k for k in found if _is_kpi_key(k)} | set(prior.manifest or ()), len(partitions)
 
 
-def _put_catalogue(ddb: Any, table: str, kpis: DayKpis) -> None:
+def _put_catalogue(ddb: DynamoDBClient, table: str, kpis: DayKpis) -> None:
     item: dict[str, Any] = {
         "pk": keys.CATALOG_DAYS_PK,
         "sk": keys.date_sk(kpis.date),
@@ -135,7 +138,7 @@ def _put_catalogue(ddb: Any, table: str, kpis: DayKpis) -> None:
 
 
 def apply(
-    ddb: Any,
+    ddb: DynamoDBClient,
     table: str,
     kpis: DayKpis,
     *,

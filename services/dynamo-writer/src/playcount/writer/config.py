@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playcount.core import aws
 from playcount.core.config import Settings
 from playcount.writer.retry import Backoff
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 
 class WriterSettings(Settings):
@@ -16,8 +19,8 @@ class WriterSettings(Settings):
     writer_apply_newest: bool = True
 
 
-def dynamodb_client(settings: Settings) -> Any:
-    """The writer's DynamoDB client: botocore's "standard" retries (backoff with jitter).
+def dynamodb_client(settings: Settings) -> DynamoDBClient:
+    """The writer's DynamoDB client: botocore's "standard" retries (up to 8 per request, backoff with jitter).
 
     Not "adaptive": after one burst of throttling, adaptive mode rate-limits the whole client
     (every thread) for a long while; measured here, a burst of 12 throttled writes stretched a

@@ -13,20 +13,25 @@ import datetime as dt
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from playcount.core import aws, keys, lake, ledger, metrics
+from playcount.core import keys, lake, ledger, metrics
 from playcount.core.config import Settings
 from playcount.core.errors import PoisonMessage, StaleResult
 from playcount.core.kpis import DayKpis
 from playcount.core.messages import KpiResultReady
+from playcount.core.s3 import is_missing
 from playcount.writer import lease
 from playcount.writer.apply import Applied, apply
 from playcount.writer.config import WriterOptions
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +41,8 @@ class Writer:
     """Applies results; its thread pool carries the conditional writes of every message in hand."""
 
     settings: Settings
-    s3: Any
-    ddb: Any
+    s3: S3Client
+    ddb: DynamoDBClient
     options: WriterOptions = field(default_factory=WriterOptions)
     pool: ThreadPoolExecutor = field(init=False)
 
@@ -119,7 +124,7 @@ class Writer:
         try:
             body = self.s3.get_object(Bucket=self.settings.s3_bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if aws.is_missing(exc):
+            if is_missing(exc):
                 if lease.newer_than(self.ddb, self.settings.dynamodb_table_name, day, version):
                     raise StaleResult(f"result object {key} is gone, superseded by a newer version") from exc
                 raise PoisonMessage(f"result object {key} does not exist") from exc

@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
 
 from playcount.core.errors import StaleResult, TransientError
 from playcount.writer.retry import Backoff, error_code, is_transient
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +61,7 @@ class _Result:
     error: BaseException | None = None
 
 
-def _send(ddb: Any, table: str, version: int, write: Write, guard: Callable[[], None]) -> _Result:
+def _send(ddb: DynamoDBClient, table: str, version: int, write: Write, guard: Callable[[], None]) -> _Result:
     try:
         guard()
     except Exception as exc:  # the lease is gone: this write is never sent
@@ -108,7 +111,7 @@ def _settle(results: list[_Result], version: int, tally: Tally) -> tuple[list[Wr
 
 
 def write_all(
-    ddb: Any,
+    ddb: DynamoDBClient,
     table: str,
     version: int,
     writes: Iterable[Write],
@@ -127,21 +130,35 @@ def write_all(
     """
     tally = Tally()
     todo = list(writes)
-    for attempt in range(backoff.rounds + 1):
-        if attempt:
-            backoff.wait(attempt - 1)
-            tally.retried += len(todo)
-        results = list(pool.map(lambda w: _send(ddb, table, version, w, guard), todo))
-        todo, fatal = _settle(results, version, tally)
-        if fatal is not None:
-            raise fatal
-        if not todo:
-            return tally
-        log.info("writes.retrying", writes=len(todo), round=attempt + 1)
-    raise TransientError(f"{len(todo)} writes still failing after {backoff.rounds} retry rounds")
+    try:
+        for attempt in backoff.policy(
+            lambda exc: isinstance(exc, _StillFailing),
+            describe=lambda exc: {"writes": getattr(exc, "writes", None)},
+            version=version,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    tally.retried += len(todo)
+                results = list(pool.map(lambda w: _send(ddb, table, version, w, guard), todo))
+                todo, fatal = _settle(results, version, tally)
+                if fatal is not None:
+                    raise fatal
+                if todo:
+                    raise _StillFailing(len(todo))
+    except _StillFailing:
+        raise TransientError(f"{len(todo)} writes still failing after {backoff.rounds} retry rounds") from None
+    return tally
 
 
-def take_back(ddb: Any, table: str, version: int, keys: Iterable[tuple[str, str]], *, pool: Executor) -> int:
+class _StillFailing(Exception):
+    """Writes of a round refused by throttling or a transient error: sent again in the next round."""
+
+    def __init__(self, writes: int) -> None:
+        super().__init__(f"{writes} writes refused by throttling or a transient error")
+        self.writes = writes
+
+
+def take_back(ddb: DynamoDBClient, table: str, version: int, keys: Iterable[tuple[str, str]], *, pool: Executor) -> int:
     """Delete the items under `keys` that still carry exactly `version`; returns how many.
 
     For a writer that cannot finish (a newer version got there, or its lease was taken): what

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +29,9 @@ from playcount.core import lake
 from playcount.core.config import Settings
 from playcount.core.idindex import IdIndex
 from playcount.core.snapshots import row_groups_holding, sorted_unique
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 COLUMNS = ("user_id", "track_id")
 SCHEMA = pa.schema([("id", pa.string())])
@@ -60,7 +63,7 @@ def write(settings: Settings, fs: Any, day: dt.date, fid: str, events: Path) -> 
         pq.write_table(pa.table({"id": ids}, schema=SCHEMA), path, filesystem=fs, row_group_size=GROUP_ROWS)
 
 
-def dates_with(settings: Settings, s3: Any, fs: Any, column: str, ids: Iterable[str] | pa.Array) -> list[dt.date]:
+def dates_with(settings: Settings, s3: S3Client, fs: Any, column: str, ids: Iterable[str] | pa.Array) -> list[dt.date]:
     """The dates whose events hold one of `ids` in `column` (user_id or track_id), sorted."""
     wanted = sorted_unique(ids if isinstance(ids, pa.Array) else pa.array(list(ids), pa.string()))
     if len(wanted) == 0:
@@ -76,7 +79,7 @@ def dates_with(settings: Settings, s3: Any, fs: Any, column: str, ids: Iterable[
         return [day for day, hit in zip(days, pool.map(affected, days), strict=True) if hit]
 
 
-def _index_files(settings: Settings, s3: Any, column: str) -> dict[dt.date, list[str]]:
+def _index_files(settings: Settings, s3: S3Client, column: str) -> dict[dt.date, list[str]]:
     root = lake.id_index_root(settings, column)
     by_date: dict[dt.date, list[str]] = defaultdict(list)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=root):

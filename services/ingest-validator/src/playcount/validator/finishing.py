@@ -11,7 +11,7 @@ named, so a redelivered event whose report exists re-runs them all and leaves on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -19,30 +19,36 @@ from playcount.core import aws, lake, ledger, metrics
 from playcount.core.config import Settings
 from playcount.core.messages import FileValidated
 from playcount.core.reports import FileReport
+from playcount.core.s3 import is_missing, is_precondition_failed
 from playcount.validator import storage
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_sqs import SQSClient
 
-def load_report(settings: Settings, s3: Any, fid: str) -> FileReport | None:
+
+def load_report(settings: Settings, s3: S3Client, fid: str) -> FileReport | None:
     """The report of file `fid`, or None when it was never judged to the end."""
     try:
         body = s3.get_object(Bucket=settings.s3_bucket, Key=lake.report_key(settings, fid))["Body"]
     except ClientError as exc:
-        if aws.is_missing(exc):
+        if is_missing(exc):
             return None
         raise
     return FileReport.model_validate_json(body.read())
 
 
-def write_report(settings: Settings, s3: Any, report: FileReport) -> None:
+def write_report(settings: Settings, s3: S3Client, report: FileReport) -> None:
     """Store the report: the judgement is durable from here on."""
     storage.put_json(settings, s3, lake.report_key(settings, report.file_id), report.model_dump(mode="json"))
 
 
-def has_report(settings: Settings, s3: Any, fid: str) -> bool:
+def has_report(settings: Settings, s3: S3Client, fid: str) -> bool:
     return _current_etag(settings, s3, lake.report_key(settings, fid)) is not None
 
 
-def archive(settings: Settings, s3: Any, report: FileReport, etag: str | None) -> None:
+def archive(settings: Settings, s3: S3Client, report: FileReport, etag: str | None) -> None:
     """Take the judged version of the original out of the upload area."""
     if report.status == "accepted":
         _move(settings, s3, report.key, lake.archive_key(settings, report.key), etag)
@@ -50,7 +56,7 @@ def archive(settings: Settings, s3: Any, report: FileReport, etag: str | None) -
         _delete_version(settings, s3, report.key, etag)  # a copy is kept under rejected/
 
 
-def mark(settings: Settings, ddb: Any, report: FileReport) -> None:
+def mark(settings: Settings, ddb: DynamoDBClient, report: FileReport) -> None:
     """Record the file's outcome and counters in the ledger; the metric counts it once."""
     if report.status == "accepted":
         counters = {
@@ -65,7 +71,7 @@ def mark(settings: Settings, ddb: Any, report: FileReport) -> None:
         metrics.FILES.labels(state).inc()
 
 
-def announce(settings: Settings, sqs: Any, queue_url: str, report: FileReport) -> None:
+def announce(settings: Settings, sqs: SQSClient, queue_url: str, report: FileReport) -> None:
     """Tell the runner which dates an accepted file touched (nothing to say otherwise)."""
     if report.status != "accepted" or not report.dates:
         return
@@ -81,32 +87,32 @@ def announce(settings: Settings, sqs: Any, queue_url: str, report: FileReport) -
     sqs.send_message(QueueUrl=queue_url, MessageBody=message.model_dump_json())
 
 
-def _current_etag(settings: Settings, s3: Any, key: str) -> str | None:
+def _current_etag(settings: Settings, s3: S3Client, key: str) -> str | None:
     try:
         return str(s3.head_object(Bucket=settings.s3_bucket, Key=key)["ETag"]).strip('"')
     except ClientError as exc:
-        if aws.is_missing(exc):
+        if is_missing(exc):
             return None
         raise
 
 
-def _move(settings: Settings, s3: Any, key: str, target: str, etag: str | None) -> None:
+def _move(settings: Settings, s3: S3Client, key: str, target: str, etag: str | None) -> None:
     """Archive this version of `key`; a newer upload under the same key is left for its own event."""
     current = _current_etag(settings, s3, key)
     if current is None or (etag and current != etag):
         return  # archived by an earlier delivery, or superseded
     bucket = settings.s3_bucket
-    kwargs = {"CopySourceIfMatch": etag} if etag else {}
+    kwargs: aws.CopyIfMatch = {"CopySourceIfMatch": etag} if etag else {}
     try:
         s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key}, **kwargs)
     except ClientError as exc:
-        if not aws.is_missing(exc) and exc.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
+        if not is_missing(exc) and not is_precondition_failed(exc):
             raise
         return
     _delete_version(settings, s3, key, etag)
 
 
-def _delete_version(settings: Settings, s3: Any, key: str, etag: str | None) -> None:
+def _delete_version(settings: Settings, s3: S3Client, key: str, etag: str | None) -> None:
     current = _current_etag(settings, s3, key)
     if current is not None and (not etag or current == etag):
         s3.delete_object(Bucket=settings.s3_bucket, Key=key)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from botocore.exceptions import ClientError
@@ -30,8 +30,14 @@ from playcount.core.config import Settings
 from playcount.core.known import KnownIds
 from playcount.core.messages import FileKind, S3ObjectRef
 from playcount.core.reports import FileReport
+from playcount.core.s3 import is_missing, is_precondition_failed
 from playcount.validator import finishing, metadata, quarantine, routing, streams
 from playcount.validator.csvinput import FileRejected
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_sqs import SQSClient
 
 log = structlog.get_logger(__name__)
 
@@ -39,9 +45,9 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Validator:
     settings: Settings
-    s3: Any
-    ddb: Any
-    sqs: Any
+    s3: S3Client
+    ddb: DynamoDBClient
+    sqs: SQSClient
     fs: Any
     validated_queue_url: str
     _metadata_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,15 +83,14 @@ class Validator:
             return report
 
     def _open_source(self, ref: S3ObjectRef) -> Any | None:
-        kwargs = {"IfMatch": ref.etag} if ref.etag else {}
+        kwargs: aws.IfMatch = {"IfMatch": ref.etag} if ref.etag else {}
         try:
             return self.s3.get_object(Bucket=ref.bucket, Key=ref.key, **kwargs)["Body"]
         except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if aws.is_missing(exc):
+            if is_missing(exc):
                 log.warning("object.gone", detail="no object and no report: deleted before it was judged")
                 return None
-            if code in ("PreconditionFailed", "412"):
+            if is_precondition_failed(exc):
                 log.warning("object.superseded", detail="a newer upload replaced this version; it has its own event")
                 return None
             raise

@@ -16,19 +16,16 @@ the report; the handler stores it, and holds its metadata lock around the whole 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import structlog
 
-from playcount.core import lake, parquet, snapshots
+from playcount.core import lake, parquet, retrying, snapshots
 from playcount.core.config import Settings
 from playcount.core.errors import TransientError
 from playcount.core.genre_columns import genre_problems, normalise_genres
@@ -38,7 +35,8 @@ from playcount.validator import dateindex, finishing, storage
 from playcount.validator.csvinput import open_csv
 from playcount.validator.quarantine import Quarantine, schema_for, store_rows
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 SONG_REQUIRED = ("track_id", "track_name", "artists", "track_genre", "duration_ms")
 SONG_WANTED = (*SONG_REQUIRED, "popularity")
@@ -50,6 +48,9 @@ USER_SCHEMA = parquet.USERS_SNAPSHOT
 _INT = r"^\s*[+]?\d{1,12}(\.0*)?\s*$"
 _FILE_ID = re.compile(r"[0-9a-f]{24}")
 UPSERT_ATTEMPTS = 8
+# a lost race for the manifest is tried again after uniform(0, min(0.4 s, 50 ms * 2**n))
+UPSERT_BASE_SECONDS = 0.05
+UPSERT_CAP_SECONDS = 0.4
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ SPECS = {
 
 def judge_object(
     settings: Settings,
-    s3: Any,
+    s3: S3Client,
     fs: Any,
     body: Any,
     fid: str,
@@ -256,7 +257,7 @@ def judge_object(
     )
 
 
-def upsert(settings: Settings, s3: Any, fs: Any, kind: snapshots.Kind, fid: str, table: pa.Table) -> list[str]:
+def upsert(settings: Settings, s3: S3Client, fs: Any, kind: snapshots.Kind, fid: str, table: pa.Table) -> list[str]:
     """Store the file's rows as the catalog's newest segment; the known ids whose attributes it changed.
 
     Applied once: a delivery that died after storing the manifest (before its report) left its
@@ -270,24 +271,30 @@ def upsert(settings: Settings, s3: Any, fs: Any, kind: snapshots.Kind, fid: str,
         return []
     columns = [spec.id_column, *spec.compare]
     ids = table[spec.id_column]
-    for attempt in range(UPSERT_ATTEMPTS):
-        manifest = snapshots.read_manifest(s, s3, kind)
-        mine = next((seg for seg in manifest.segments if seg.name == fid), None)
-        if mine is not None:
-            before = snapshots.read_current(s, fs, manifest, columns, ids=ids, below_seq=mine.seq)
-            return changed_ids(table, before, spec.id_column, spec.compare)
-        before = snapshots.read_current(s, fs, manifest, columns, ids=ids)
-        try:
-            snapshots.upsert(s, s3, fs, manifest, fid, table)
-        except snapshots.CatalogConflict:
-            log.info("catalog.upsert_conflict", kind=kind, attempt=attempt + 1)
-            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
-            continue
-        return changed_ids(table, before, spec.id_column, spec.compare)
-    raise TransientError(f"the {kind} manifest kept changing: {UPSERT_ATTEMPTS} upserts lost the race")
+    try:
+        for attempt in retrying.retrying(
+            event="catalog.upsert_conflict",
+            retry_on=lambda exc: isinstance(exc, snapshots.CatalogConflict),
+            attempts=UPSERT_ATTEMPTS,
+            base=UPSERT_BASE_SECONDS,
+            cap=UPSERT_CAP_SECONDS,
+            kind=kind,
+        ):
+            with attempt:
+                manifest = snapshots.read_manifest(s, s3, kind)
+                mine = next((seg for seg in manifest.segments if seg.name == fid), None)
+                if mine is not None:
+                    before = snapshots.read_current(s, fs, manifest, columns, ids=ids, below_seq=mine.seq)
+                    return changed_ids(table, before, spec.id_column, spec.compare)
+                before = snapshots.read_current(s, fs, manifest, columns, ids=ids)
+                snapshots.upsert(s, s3, fs, manifest, fid, table)  # CatalogConflict: another writer won
+                return changed_ids(table, before, spec.id_column, spec.compare)
+    except snapshots.CatalogConflict as exc:
+        raise TransientError(f"the {kind} manifest kept changing: {UPSERT_ATTEMPTS} upserts lost the race") from exc
+    raise AssertionError("unreachable: the retries end by returning or raising")
 
 
-def mergeable(settings: Settings, s3: Any, segment: snapshots.Segment) -> bool:
+def mergeable(settings: Settings, s3: S3Client, segment: snapshots.Segment) -> bool:
     """Whether compaction may merge the segment: yes, unless it is a file's and that file has no report yet."""
     if not _FILE_ID.fullmatch(segment.name):
         return True

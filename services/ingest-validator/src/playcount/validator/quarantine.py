@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +29,11 @@ from playcount.core.messages import S3ObjectRef
 from playcount.core.reports import FileReport
 from playcount.validator import storage
 from playcount.validator.csvinput import FileRejected
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+    from playcount.core.aws import CopyIfMatch
 
 log = structlog.get_logger(__name__)
 
@@ -97,12 +102,12 @@ def store_rows(settings: Settings, fs: Any, fid: str, quarantine: Quarantine) ->
 
 
 def reject_file(
-    settings: Settings, s3: Any, fid: str, ref: S3ObjectRef, base: dict[str, Any], rejected: FileRejected
+    settings: Settings, s3: S3Client, fid: str, ref: S3ObjectRef, base: dict[str, Any], rejected: FileRejected
 ) -> FileReport:
     """Keep a copy of the refused file and its report under `rejected/`; returns the report."""
     prefix = lake.rejected_prefix(settings, fid)
     original = f"{prefix}original/{ref.key.rsplit('/', 1)[-1] or 'object'}"
-    copy_kwargs = {"CopySourceIfMatch": ref.etag} if ref.etag else {}
+    copy_kwargs: CopyIfMatch = {"CopySourceIfMatch": ref.etag} if ref.etag else {}
     s3.copy_object(
         Bucket=settings.s3_bucket,
         Key=original,

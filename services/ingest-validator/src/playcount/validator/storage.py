@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playcount.core.config import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 
 def work_dir(settings: Settings) -> str:
@@ -28,7 +31,7 @@ def upload(fs: Any, local: Path, target: str) -> None:
             dst.write(chunk)
 
 
-def put_json(settings: Settings, s3: Any, key: str, value: Any) -> None:
+def put_json(settings: Settings, s3: S3Client, key: str, value: Any) -> None:
     s3.put_object(
         Bucket=settings.s3_bucket,
         Key=key,

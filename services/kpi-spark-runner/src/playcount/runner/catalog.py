@@ -16,14 +16,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import ClientError
 
-from playcount.core import aws, snapshots
+from playcount.core import snapshots
+from playcount.core.s3 import is_missing
 from playcount.runner.compute import Metadata
 from playcount.runner.config import RunnerSettings
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = structlog.get_logger(__name__)
 _ATTEMPTS = 3
@@ -32,7 +36,7 @@ _ATTEMPTS = 3
 class Catalog:
     """The current segments of songs and users: local files (stage) or `s3a://` URLs."""
 
-    def __init__(self, settings: RunnerSettings, s3: Any, work_dir: Path) -> None:
+    def __init__(self, settings: RunnerSettings, s3: S3Client, work_dir: Path) -> None:
         self.settings = settings
         self.s3 = s3
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +88,7 @@ class Catalog:
         try:
             self.s3.download_file(self.settings.s3_bucket, key, str(partial))
         except ClientError as exc:
-            if aws.is_missing(exc):
+            if is_missing(exc):
                 raise _SegmentGone(key) from exc
             raise
         os.replace(partial, target)

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -29,6 +29,11 @@ from playcount.runner.catalog import Catalog
 from playcount.runner.compute import Computed, Inputs, compute
 from playcount.runner.config import RunnerSettings
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_sqs import SQSClient
+
 log = structlog.get_logger(__name__)
 
 
@@ -36,9 +41,9 @@ log = structlog.get_logger(__name__)
 class Runner:
     settings: RunnerSettings
     spark: Any
-    s3: Any
-    sqs: Any
-    ddb: Any
+    s3: S3Client
+    sqs: SQSClient
+    ddb: DynamoDBClient
     fs: Any
     results_queue_url: str
     mirror_dates: int = 64

@@ -22,11 +22,14 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from playcount.core import lake
 from playcount.core.config import Settings
 from playcount.runner.compute import Inputs
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class RemoteFile:
     size: int
 
 
-def list_partition(settings: Settings, s3: Any, day: dt.date) -> list[RemoteFile]:
+def list_partition(settings: Settings, s3: S3Client, day: dt.date) -> list[RemoteFile]:
     """The Parquet files of one date partition, with their ETags and sizes."""
     files = []
     paginator = s3.get_paginator("list_objects_v2")
@@ -50,7 +53,7 @@ def list_partition(settings: Settings, s3: Any, day: dt.date) -> list[RemoteFile
 class LakeMirror:
     """A local copy of the date partitions recent batches touched, refreshed by ETag."""
 
-    def __init__(self, settings: Settings, s3: Any, work_dir: Path, keep_dates: int = 64) -> None:
+    def __init__(self, settings: Settings, s3: S3Client, work_dir: Path, keep_dates: int = 64) -> None:
         self.settings = settings
         self.s3 = s3
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +118,7 @@ class LakeMirror:
             shutil.rmtree(self._dir(oldest), ignore_errors=True)
 
 
-def s3a_inputs(settings: Settings, s3: Any, dates: Iterable[dt.date]) -> Inputs:
+def s3a_inputs(settings: Settings, s3: S3Client, dates: Iterable[dt.date]) -> Inputs:
     """`s3a://` locations of the partitions that hold files, for a cluster reading in place."""
     base = f"s3a://{settings.s3_bucket}/"
     paths, size = [], 0

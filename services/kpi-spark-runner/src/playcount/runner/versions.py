@@ -16,12 +16,15 @@ and an existing table keeps working. One counter for all dates costs one request
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from playcount.core import keys
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
-def take(ddb: Any, table: str, now: float | None = None) -> int:
+
+def take(ddb: DynamoDBClient, table: str, now: float | None = None) -> int:
     """The next version: one atomic increment of the shared counter."""
     start = int((time.time() if now is None else now) * 1_000_000)
     response = ddb.update_item(

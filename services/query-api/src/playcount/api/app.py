@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import boto3
-from botocore.config import Config
+from aiobotocore.config import AioConfig
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -26,8 +26,9 @@ from playcount.api.telemetry import Telemetry
 from playcount.core import aws
 
 # A request waits for AWS at most a few seconds, then gets a 503: the shared clients retry 8
-# times (right for workers, wrong for an HTTP client that is waiting on us).
-CLIENT_CONFIG = Config(
+# times (right for workers, wrong for an HTTP client that is waiting on us). An AioConfig, which
+# the aioboto3 clients' stubs ask for, is a botocore Config too: the sync SQS client takes it as is.
+CLIENT_CONFIG = AioConfig(
     retries={"max_attempts": 2, "mode": "standard"},
     connect_timeout=2,
     read_timeout=5,
@@ -59,11 +60,16 @@ def create_app(settings: ApiSettings | None = None, *, history: History | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         session = aws.async_session()
-        where = {"region_name": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+        region, endpoint = settings.aws_region, settings.aws_endpoint_url
         async with AsyncExitStack() as stack:
-            ddb = await stack.enter_async_context(session.client("dynamodb", config=CLIENT_CONFIG, **where))
-            app.state.s3 = await stack.enter_async_context(session.client("s3", config=CLIENT_CONFIG, **where))
-            app.state.sqs = boto3.client("sqs", config=CLIENT_CONFIG, **where)  # for shared sync helpers
+            ddb = await stack.enter_async_context(
+                session.client("dynamodb", config=CLIENT_CONFIG, region_name=region, endpoint_url=endpoint)
+            )
+            app.state.s3 = await stack.enter_async_context(
+                session.client("s3", config=CLIENT_CONFIG, region_name=region, endpoint_url=endpoint)
+            )
+            # for shared sync helpers
+            app.state.sqs = boto3.client("sqs", config=CLIENT_CONFIG, region_name=region, endpoint_url=endpoint)
             stack.callback(app.state.sqs.close)
             app.state.store = KpiStore(ddb, settings.dynamodb_table_name)
             app.state.versions = DateVersions(ddb, settings.dynamodb_table_name, settings.api_cache_seconds / 4)

@@ -17,10 +17,13 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from playcount.api.telemetry import DYNAMODB, MIXED_READS
 from playcount.core.head import APPLYING, VERSION, HeadState, head_key, is_whole
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 T = TypeVar("T")
 # pauses between attempts at a whole version, seconds: short first (an apply about to commit),
@@ -44,7 +47,7 @@ class Head(HeadState):
 
 
 class DateVersions:
-    def __init__(self, ddb: Any, table: str, reuse_seconds: float) -> None:
+    def __init__(self, ddb: DynamoDBClient, table: str, reuse_seconds: float) -> None:
         self.ddb = ddb
         self.table = table
         self.reuse_seconds = reuse_seconds  # a HEAD read this recent serves every entry of its date

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
@@ -23,6 +23,9 @@ from playcount.api.consistent import DateVersions
 from playcount.api.history import History
 from playcount.api.status import StatusProbe
 from playcount.api.store import KpiStore
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
 
 
 async def get_settings(request: Request) -> ApiSettings:
@@ -37,7 +40,7 @@ async def get_cache(request: Request) -> TtlCache:
     return request.app.state.cache
 
 
-async def get_s3(request: Request) -> Any:
+async def get_s3(request: Request) -> S3Client:
     return request.app.state.s3
 
 
@@ -52,7 +55,10 @@ async def get_history(request: Request) -> History:
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 StoreDep = Annotated[KpiStore, Depends(get_store)]
 CacheDep = Annotated[TtlCache, Depends(get_cache)]
-S3Dep = Annotated[Any, Depends(get_s3)]
+if TYPE_CHECKING:
+    S3Dep = Annotated[S3Client, Depends(get_s3)]
+else:  # FastAPI reads this alias at run time, where the (dev-only) stubs are not installed
+    S3Dep = Annotated[Any, Depends(get_s3)]
 ProbeDep = Annotated[StatusProbe, Depends(get_probe)]
 HistoryDep = Annotated[History, Depends(get_history)]
 

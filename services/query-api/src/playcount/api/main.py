@@ -38,6 +38,8 @@ def run() -> None:
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
+        # no log config of uvicorn's own: its loggers propagate to the root handler `logs` set up
+        log_config=None,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

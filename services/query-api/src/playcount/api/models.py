@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from playcount.core.kpis import GenreRank, HourStats, RankedGenre, SongRank, TrendDay
+from playcount.ops.pipeline import QueueDepth
 
 
 class GenreDayResponse(BaseModel):
@@ -72,15 +73,6 @@ class GenresResponse(BaseModel):
     genres: list[str] = Field(description="every genre with data on at least one day, sorted")
 
 
-class QueueStatus(BaseModel):
-    name: str
-    visible: int
-    in_flight: int
-    delayed: int
-    dlq: str
-    dlq_depth: int
-
-
 class PipelineStatus(BaseModel):
     idle: bool = Field(description="true only when every queue, in flight included, is empty")
     files_received: int
@@ -91,7 +83,7 @@ class PipelineStatus(BaseModel):
     rows_quarantined: int
     dates_computed: int
     dates_written: int
-    queues: list[QueueStatus] = Field(description="upstream first")
+    queues: list[QueueDepth] = Field(description="upstream first")
     backlog: int = Field(description="messages in every queue: visible, in flight and delayed")
     dlq_total: int
     freshness_lag_seconds: float | None = Field(description="upload to queryable, for the last file written")

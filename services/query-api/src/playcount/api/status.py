@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from playcount.api.cache import TtlCache
-from playcount.api.models import PipelineStatus, QueueStatus
+from playcount.api.models import PipelineStatus
 from playcount.api.store import KpiStore
 from playcount.core.config import Settings
 from playcount.ops import pipeline
 
+if TYPE_CHECKING:
+    from types_boto3_sqs import SQSClient
+
 
 class StatusProbe:
-    def __init__(self, settings: Settings, store: KpiStore, sqs: Any, cache: TtlCache) -> None:
+    def __init__(self, settings: Settings, store: KpiStore, sqs: SQSClient, cache: TtlCache) -> None:
         self.settings = settings
         self.store = store
         self.sqs = sqs  # a synchronous boto3 client: `pipeline.queue_depths` is shared with the CLI
@@ -36,7 +39,7 @@ class StatusProbe:
         )
         return PipelineStatus(
             idle=all(q.empty for q in depths),
-            queues=[QueueStatus(**q.model_dump()) for q in depths],
+            queues=depths,
             backlog=sum(q.visible + q.in_flight + q.delayed for q in depths),
             dlq_total=sum(q.dlq_depth for q in depths),
             freshness_lag_seconds=float(freshness["lag_seconds"]) if freshness else None,

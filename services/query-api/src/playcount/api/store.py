@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
@@ -16,6 +16,9 @@ from playcount.api.telemetry import DYNAMODB
 from playcount.core import keys, ledger
 from playcount.core.kpi_items import parse_genre_day, parse_hours, parse_ranking, parse_top_genres, parse_trend
 from playcount.core.kpis import GenreDay, GenreRank, HourStats, RankedGenre, TrendDay
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 _de = TypeDeserializer()
 
@@ -40,7 +43,7 @@ def _versions(items: list[dict[str, Any]]) -> set[int]:
 
 
 class KpiStore:
-    def __init__(self, ddb: Any, table: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table: str) -> None:
         self.ddb = ddb
         self.table = table
 

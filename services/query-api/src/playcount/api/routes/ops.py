@@ -15,8 +15,9 @@ from playcount.api.deps import CacheDep, HistoryDep, ProbeDep, ReadAccess, S3Dep
 from playcount.api.models import ErrorResponse, Health, HistoryResponse, PipelineStatus
 from playcount.api.params import FileIdPath
 from playcount.api.problems import COMMON_ERRORS
-from playcount.core import aws, lake
+from playcount.core import lake
 from playcount.core.reports import FileReport
+from playcount.core.s3 import is_missing
 
 router = APIRouter(tags=["ops"])
 READY_TIMEOUT_SECONDS = 2.0
@@ -82,7 +83,7 @@ async def file_report(file_id: FileIdPath, settings: SettingsDep, s3: S3Dep) -> 
         obj = await s3.get_object(Bucket=settings.s3_bucket, Key=lake.report_key(settings, file_id))
         body = await obj["Body"].read()
     except ClientError as exc:
-        if aws.is_missing(exc):
+        if is_missing(exc):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report for file {file_id}") from exc
         raise
     try:

@@ -4,7 +4,8 @@
 - `expected`: the independent oracle over the input the test itself knows to be acceptable;
 - `served_differences`: every KPI the API serves, compared field by field with the oracle;
 - `accounting_problems`: each uploaded file archived and counted, or rejected with a report;
-  counters, lake objects and table items with nothing missing and nothing twice.
+  counters, lake objects and table items with nothing missing and nothing twice;
+- `Running`: a started stack with its `World`, and `settled_exactly()`, all of the above at once.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import pyarrow.parquet as pq
 from playcount.core import aws, keys, lake, ledger, parquet
 from playcount.core.config import Settings
 from playcount.core.kpis import RANKING_CHUNK
+from playcount.core.resources import resources
 from playcount.devstack import generate
-from playcount.ops.pipeline import counters, queue_depths
-from tests import oracle
-from tests.helpers import get_json, wait_for
+from playcount.devstack.stack import Stack
+from playcount.ops.pipeline import counters, queue_depths, wait_until_idle
+from tests.support import oracle
+from tests.support.helpers import get_json, wait_for
 
 DAYS = [dt.date(2025, 6, 24), dt.date(2025, 6, 25)]
 UNKNOWN_TRACK = "no-such-track-000000000"
@@ -348,3 +351,34 @@ def wait_consuming(log_dir: Path, service: str, starts: int = 1, timeout: float 
         timeout=timeout,
         what=f"{service} consuming (start #{starts})",
     )
+
+
+class Running:
+    """A started stack, its settings and log directory, and the `World` a scenario sends through it."""
+
+    def __init__(self, settings, stack: Stack, log_dir) -> None:
+        self.settings = settings
+        self.stack = stack
+        self.log_dir = log_dir
+        self.api = f"http://127.0.0.1:{settings.api_port}"
+        self.world: World | None = None
+
+    @property
+    def w(self) -> World:
+        assert self.world is not None
+        return self.world
+
+    def sqs(self) -> Any:
+        return aws.client(self.settings, "sqs")
+
+    def send(self, stage: str, body: str) -> None:
+        sqs = self.sqs()
+        sqs.send_message(QueueUrl=aws.queue_url(sqs, resources(self.settings).queue(stage).name), MessageBody=body)
+
+    def settled_exactly(self, timeout: float = 240) -> None:
+        """Drained, serving exactly the oracle's KPIs, with every file accounted for."""
+        assert wait_until_idle(self.settings, timeout=timeout), "the pipeline did not drain"
+        want = expected(self.w)
+        wait_served_exactly(self.api, want, timeout=timeout)
+        problems = accounting_problems(self.w, want)
+        assert not problems, "\n".join(problems)
