@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by the workers (the API adds its own per-route metrics)."""
+"""Prometheus metrics of the worker runtime, shared by the workers; each service adds its own in its `metrics.py`."""
 
 from __future__ import annotations
 
@@ -18,11 +18,5 @@ QUEUE_UP = Gauge(
     ["service"],
 )
 LAST_POLL = Gauge("playcount_last_poll_timestamp_seconds", "When the worker last polled its queue", ["service"])
-ROWS = Counter("playcount_rows_total", "Rows judged by the validator, by outcome", ["outcome"])
-FILES = Counter("playcount_files_total", "Files judged by the validator, by outcome", ["outcome"])
+# counted by two services (one series per service): dates recomputed (runner) or written (writer)
 DATES = Counter("playcount_dates_total", "Dates recomputed (runner) or written (writer)", ["service"])
-FRESHNESS = Histogram(
-    "playcount_freshness_seconds",
-    "Upload to queryable, per file",
-    buckets=(0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
-)

@@ -63,7 +63,6 @@ class Jitter(wait_base):
 
 
 def _settings(
-    *,
     event: str,
     retry_on: Callable[[BaseException], bool],
     wait: Jitter,
@@ -121,18 +120,10 @@ def retrying(
     try began (a failure after it ends the loop); `describe` gives the log fields of an error
     (default: its repr); `context` goes into every log line.
     """
-    wait = Jitter(base, cap, floor=floor, rng=rng)
     return Retrying(
         sleep=sleep,
         **_settings(
-            event=event,
-            retry_on=retry_on,
-            wait=wait,
-            attempts=attempts,
-            deadline=deadline,
-            level=level,
-            describe=describe,
-            context=context,
+            event, retry_on, Jitter(base, cap, floor=floor, rng=rng), attempts, deadline, level, describe, context
         ),
     )
 
@@ -153,18 +144,10 @@ def async_retrying(
     **context: Any,
 ) -> AsyncRetrying:
     """`retrying` for a coroutine: `async for attempt in async_retrying(...): with attempt: ...`."""
-    wait = Jitter(base, cap, floor=floor, rng=rng)
     return AsyncRetrying(
         sleep=sleep,
         **_settings(
-            event=event,
-            retry_on=retry_on,
-            wait=wait,
-            attempts=attempts,
-            deadline=deadline,
-            level=level,
-            describe=describe,
-            context=context,
+            event, retry_on, Jitter(base, cap, floor=floor, rng=rng), attempts, deadline, level, describe, context
         ),
     )
 

@@ -26,6 +26,7 @@ from playcount.core.kpis import DayKpis
 from playcount.core.messages import KpiResultReady
 from playcount.core.s3 import is_missing
 from playcount.writer import lease
+from playcount.writer import metrics as writer_metrics
 from playcount.writer.apply import Applied, apply
 from playcount.writer.config import WriterOptions
 
@@ -78,7 +79,7 @@ class Writer:
             for f in message.files:
                 if f.uploaded_at is not None:
                     lag = (now - f.uploaded_at).total_seconds()
-                    metrics.FRESHNESS.observe(lag)
+                    writer_metrics.FRESHNESS.observe(lag)
                     ledger.record_freshness(self.ddb, table, lag, f.file_id)
         log.info(
             "result.applied",

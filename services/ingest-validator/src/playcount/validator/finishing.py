@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from playcount.core import aws, lake, ledger, metrics
+from playcount.core import aws, lake, ledger
 from playcount.core.config import Settings
 from playcount.core.messages import FileValidated
 from playcount.core.reports import FileReport
 from playcount.core.s3 import is_missing, is_precondition_failed
-from playcount.validator import storage
+from playcount.validator import metrics, storage
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient

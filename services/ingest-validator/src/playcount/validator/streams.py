@@ -23,12 +23,12 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from playcount.core import lake, metrics
+from playcount.core import lake
 from playcount.core.config import Settings
 from playcount.core.idindex import IdLookup
 from playcount.core.messages import S3ObjectRef
 from playcount.core.reports import FileReport
-from playcount.validator import dateindex, rules, storage
+from playcount.validator import dateindex, metrics, rules, storage
 from playcount.validator.csvinput import open_csv
 from playcount.validator.dedupe import Staging
 from playcount.validator.quarantine import Quarantine, schema_for
