@@ -123,18 +123,9 @@ def test_timestamps_are_stored_as_utc_and_partitioned_by_utc_date(known, bucket,
 
 @pytest.mark.parametrize(
     "text",
-    [
-        "2024-03-03",
-        "2024-03-03 10:00",
-        "2024-03-03 24:00:00",
-        "2023-02-29 10:00:00",
-        "2024-04-31 10:00:00",
-        "2024-03-03 10:00:00.1234567",
-        "2024-03-03T10:00:00+02",
-        "03/03/2024 10:00:00",
-        "1709460000",
-        "=NOW()",
-    ],
+    # every refused form is parsed as a pure function in test_rules.py; here, through a file, that
+    # a malformed and an impossible one are quarantined with their reason
+    ["03/03/2024 10:00:00", "2024-04-31 10:00:00"],
 )
 def test_malformed_or_impossible_timestamps_are_bad_listen_time(known, text):
     report = known(f"user_id,track_id,listen_time\nu1,t1,{text}\n")
